@@ -1,0 +1,496 @@
+//! The incremental per-(window, stream) aggregate of spec §3, as differential-dataflow collections.
+//!
+//! ```text
+//!  Windowed events ──► Contribute (per worker, per epoch) ─┬─► counts  (stream, window) : Counters ──► reduce "Audience"
+//!                      │ pre-aggregates the epoch,          │     (running joins − leaves per stream)    │
+//!                      │ retracts closed windows            └─► viewers ((window, stream), user) ──► reduce "UniqueViewers"
+//!  progress (broadcast)┘                                                                                 │
+//!                                                        join on (window, stream) ◄──────────────────────┘
+//!                                                              ▼
+//!                                                     Row changes per epoch
+//! ```
+//!
+//! * `Counters` is the *difference type* of the counts collection: differential adds them up,
+//!   so a window's counters are the sum of its events' counters, whatever the worker and epoch.
+//! * `unique_viewers` is the number of distinct users in the viewers collection of a key; every
+//!   (window, stream) also holds a `None` user, so a window without any `user_id` still has a row.
+//! * `active_viewers` is a running sum over *all* of a stream's windows. A closed window's joins
+//!   and leaves are folded into a base record (window [`EventTime::MIN`]), so the sum stays exact
+//!   while the closed window's own records are retracted.
+//!
+//! **Closing.** When the pipeline watermark (the least partition watermark) passes a window's end,
+//! every worker retracts exactly what it contributed to that window, at the epoch after the one
+//! whose progress moved the watermark. Every worker sees the same broadcast progress, so all
+//! retract at the same epoch, and the row disappears at once: the sink reads a pure retraction as
+//! "this row is final". No accepted event can fall into a closed window: its partition's watermark
+//! was already at or past the pipeline watermark when it was read, and its window ends after that.
+//! State therefore stays bounded by the open windows.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use differential_dataflow::difference::{Abelian, IsZero, Monoid, Semigroup};
+use differential_dataflow::{AsCollection, VecCollection};
+use rustc_hash::{FxHashMap, FxHashSet};
+use serde::{Deserialize, Serialize};
+use timely::container::CapacityContainerBuilder;
+use timely::dataflow::channels::pact::Pipeline;
+use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
+use timely::dataflow::operators::generic::OutputBuilder;
+use timely::dataflow::StreamVec;
+
+use crate::event::{Cents, Event, EventTime, EventType, StreamId, UserId};
+use crate::metrics::Metrics;
+use crate::checkpoint::Checkpoint;
+use crate::source::{Offset, PartitionId};
+use crate::window::{PartitionProgress, WindowConfig, Windowed};
+
+/// The additive part of a row: counts and sums that add up across events.
+///
+/// It is the difference type of the counts collection, so it is a commutative group.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Counters {
+    /// Accepted events.
+    pub events: i64,
+    /// `chat_message` events.
+    pub chat_messages: i64,
+    /// `donation` events.
+    pub donations_count: i64,
+    /// The sum of donations, in cents.
+    pub donations_cents: i64,
+    /// `viewer_join` events.
+    pub viewer_joins: i64,
+    /// `viewer_leave` events.
+    pub viewer_leaves: i64,
+}
+
+impl Counters {
+    /// What one event adds.
+    pub fn of(event: &Event) -> Counters {
+        let mut counters = Counters { events: 1, ..Counters::default() };
+        match event.kind {
+            EventType::ChatMessage => counters.chat_messages = 1,
+            EventType::Donation => {
+                counters.donations_count = 1;
+                counters.donations_cents = event.amount.map_or(0, |c| c.0);
+            }
+            EventType::ViewerJoin => counters.viewer_joins = 1,
+            EventType::ViewerLeave => counters.viewer_leaves = 1,
+            EventType::StreamStart | EventType::StreamStop => {}
+        }
+        counters
+    }
+
+    /// Joins minus leaves.
+    pub fn net_viewers(&self) -> i64 {
+        self.viewer_joins - self.viewer_leaves
+    }
+
+    /// Only the joins and leaves: what a closed window leaves behind for the running audience.
+    fn audience(&self) -> Counters {
+        Counters { viewer_joins: self.viewer_joins, viewer_leaves: self.viewer_leaves, ..Counters::default() }
+    }
+}
+
+impl IsZero for Counters {
+    fn is_zero(&self) -> bool {
+        *self == Counters::default()
+    }
+}
+
+impl Semigroup for Counters {
+    fn plus_equals(&mut self, rhs: &Self) {
+        self.events += rhs.events;
+        self.chat_messages += rhs.chat_messages;
+        self.donations_count += rhs.donations_count;
+        self.donations_cents += rhs.donations_cents;
+        self.viewer_joins += rhs.viewer_joins;
+        self.viewer_leaves += rhs.viewer_leaves;
+    }
+}
+
+impl Monoid for Counters {
+    fn zero() -> Self {
+        Counters::default()
+    }
+}
+
+impl Abelian for Counters {
+    fn negate(&mut self) {
+        *self = Counters {
+            events: -self.events,
+            chat_messages: -self.chat_messages,
+            donations_count: -self.donations_count,
+            donations_cents: -self.donations_cents,
+            viewer_joins: -self.viewer_joins,
+            viewer_leaves: -self.viewer_leaves,
+        };
+    }
+}
+
+/// One row of `stream_metrics_minute`: the aggregates of one stream in one window.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Row {
+    /// The window's start.
+    pub window_start: EventTime,
+    /// The window's end.
+    pub window_end: EventTime,
+    /// The stream.
+    pub stream_id: StreamId,
+    /// Accepted events.
+    pub events: u64,
+    /// `chat_message` events.
+    pub chat_messages: u64,
+    /// `donation` events.
+    pub donations_count: u64,
+    /// The exact sum of donations.
+    pub donations_usd: Cents,
+    /// `viewer_join` events.
+    pub viewer_joins: u64,
+    /// `viewer_leave` events.
+    pub viewer_leaves: u64,
+    /// Joins minus leaves.
+    pub net_viewer_delta: i64,
+    /// Distinct `user_id`s among the window's events.
+    pub unique_viewers: u64,
+    /// max(0, joins − leaves over all the stream's events before the window's end).
+    pub active_viewers: u64,
+}
+
+impl Row {
+    /// The row of one window from its parts.
+    pub fn new(
+        window_start: EventTime,
+        window_end: EventTime,
+        stream_id: StreamId,
+        counters: &Counters,
+        unique_viewers: u64,
+        active_viewers: u64,
+    ) -> Row {
+        let count = |n: i64| u64::try_from(n).unwrap_or(0);
+        Row {
+            window_start,
+            window_end,
+            stream_id,
+            events: count(counters.events),
+            chat_messages: count(counters.chat_messages),
+            donations_count: count(counters.donations_count),
+            donations_usd: Cents(counters.donations_cents),
+            viewer_joins: count(counters.viewer_joins),
+            viewer_leaves: count(counters.viewer_leaves),
+            net_viewer_delta: counters.net_viewers(),
+            unique_viewers,
+            active_viewers,
+        }
+    }
+
+    /// The primary key: `(window_start, stream_id)`.
+    pub fn key(&self) -> (EventTime, &str) {
+        (self.window_start, &self.stream_id)
+    }
+}
+
+/// What one worker's aggregate adds to the checkpoint after an epoch. The sink operator merges
+/// the parts of all workers into a [`crate::Checkpoint`].
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct CheckpointPart {
+    /// The pipeline watermark through which windows are closed.
+    pub closed_through: Option<EventTime>,
+    /// Per partition: the earliest offset of an event this worker holds in an open window (or the
+    /// partition's next offset when it holds none), with the partition's clock before it.
+    pub replay: Vec<(PartitionId, Offset, Option<EventTime>)>,
+    /// Joins minus leaves of the windows this worker closed in the epoch, per stream.
+    pub closed_audience: Vec<(StreamId, i64)>,
+}
+
+/// The aggregate: accepted events and the broadcast progress of every partition in; the
+/// collection of rows, and each worker's part of the checkpoint, out.
+pub fn aggregate<'scope>(
+    events: StreamVec<'scope, u64, Windowed>,
+    progress: StreamVec<'scope, u64, PartitionProgress>,
+    config: WindowConfig,
+    resume: Arc<Checkpoint>,
+    metrics: Arc<Metrics>,
+) -> (VecCollection<'scope, u64, Row>, StreamVec<'scope, u64, CheckpointPart>) {
+    let (counts, viewers, checkpoint) = contribute(events, progress, config, resume, metrics);
+
+    let audience = counts.reduce_named(
+        "Audience",
+        |_stream, windows: &[(&EventTime, Counters)], out: &mut Vec<((EventTime, Counters, u64), isize)>| {
+            let mut running = 0i64;
+            for (window, counters) in windows {
+                running += counters.net_viewers();
+                if **window != EventTime::MIN {
+                    out.push(((**window, *counters, u64::try_from(running).unwrap_or(0)), 1));
+                }
+            }
+        },
+    );
+    let unique = viewers.reduce_named(
+        "UniqueViewers",
+        |_key, users: &[(&Option<UserId>, isize)], out: &mut Vec<(u64, isize)>| {
+            out.push((users.iter().filter(|(user, _)| user.is_some()).count() as u64, 1));
+        },
+    );
+    let rows = audience
+        .map(|(stream, (window, counters, active))| ((window, stream), (counters, active)))
+        .join_map(unique, move |(window, stream), (counters, active), unique| {
+            Row::new(*window, config.end_of(*window), stream.clone(), counters, *unique, *active)
+        });
+    (rows, checkpoint)
+}
+
+/// Counts, keyed by stream with the window as value, so one reduce sees a stream's windows in order.
+type Counts<'scope> = VecCollection<'scope, u64, (StreamId, EventTime), Counters>;
+/// Users seen per (window, stream), plus one `None` per pair.
+type Viewers<'scope> = VecCollection<'scope, u64, ((EventTime, StreamId), Option<UserId>)>;
+
+type CountUpdate = ((StreamId, EventTime), u64, Counters);
+type ViewerUpdate = (((EventTime, StreamId), Option<UserId>), u64, isize);
+type Output<D> = OutputBuilder<u64, CapacityContainerBuilder<Vec<D>>>;
+
+/// The `Contribute` operator: turns this worker's events into updates of the two collections,
+/// one consolidated set per epoch, retracts closed windows, and reports its part of the checkpoint.
+fn contribute<'scope>(
+    events: StreamVec<'scope, u64, Windowed>,
+    progress: StreamVec<'scope, u64, PartitionProgress>,
+    config: WindowConfig,
+    resume: Arc<Checkpoint>,
+    metrics: Arc<Metrics>,
+) -> (Counts<'scope>, Viewers<'scope>, StreamVec<'scope, u64, CheckpointPart>) {
+    let worker = events.scope().index();
+    let mut builder = OperatorBuilder::new("Contribute".to_owned(), events.scope());
+    let mut events_in = builder.new_input(events, Pipeline);
+    let mut progress_in = builder.new_input(progress, Pipeline);
+    let (counts_out, counts) = builder.new_output();
+    let (viewers_out, viewers) = builder.new_output();
+    let (checkpoint_out, checkpoint) = builder.new_output();
+    let mut counts_out: Output<CountUpdate> = OutputBuilder::from(counts_out);
+    let mut viewers_out: Output<ViewerUpdate> = OutputBuilder::from(viewers_out);
+    let mut checkpoint_out: Output<CheckpointPart> = OutputBuilder::from(checkpoint_out);
+
+    builder.build(move |capabilities| {
+        let mut capabilities = Some(capabilities);
+        let mut state = Contributions::new(config, resume.closed_through, metrics);
+        // The audience of windows a previous run closed enters once, at epoch 0.
+        if worker == 0 {
+            let base = resume.closed_audience.iter().map(|(stream, &net)| {
+                ((stream.clone(), EventTime::MIN), 0, Counters { viewer_joins: net, ..Counters::default() })
+            });
+            state.pending(0).base.extend(base);
+        }
+        move |frontiers| {
+            events_in.for_each_stamp(|cap, batches| {
+                let Some(&epoch) = cap.least() else { return };
+                for batch in batches {
+                    state.absorb(epoch, batch.drain(..));
+                }
+            });
+            progress_in.for_each_stamp(|cap, batches| {
+                let Some(&epoch) = cap.least() else { return };
+                for batch in batches {
+                    state.pending(epoch).progress.append(batch);
+                }
+            });
+
+            let Some(caps) = capabilities.as_mut() else { return };
+            // Updates carry their own time (the epoch, or the next one for closing retractions),
+            // never earlier than the capabilities they are sent under.
+            let complete = |epoch: &u64| frontiers.iter().all(|f| !f.less_equal(epoch));
+            let mut counts_handle = counts_out.activate();
+            let mut viewers_handle = viewers_out.activate();
+            let mut checkpoint_handle = checkpoint_out.activate();
+            while let Some(epoch) = state.oldest_pending().filter(complete) {
+                let flushed = state.flush(epoch);
+                counts_handle.session(&caps[0].delayed(&epoch)).give_iterator(flushed.counts.into_iter());
+                viewers_handle.session(&caps[1].delayed(&epoch)).give_iterator(flushed.viewers.into_iter());
+                checkpoint_handle.session(&caps[2].delayed(&(epoch + 1))).give(flushed.checkpoint);
+            }
+            match frontiers.iter().filter_map(|f| f.frontier().first().copied()).min() {
+                Some(frontier) => caps.iter_mut().for_each(|cap| cap.downgrade(&frontier)),
+                None => capabilities = None,
+            }
+        }
+    });
+
+    (counts.as_collection(), viewers.as_collection(), checkpoint)
+}
+
+/// What this worker has put into one (window, stream): what it must take out when the window closes.
+#[derive(Default)]
+struct Contribution {
+    counters: Counters,
+    users: FxHashSet<UserId>,
+}
+
+/// A window this worker holds.
+#[derive(Default)]
+struct OpenWindow {
+    streams: FxHashMap<StreamId, Contribution>,
+    /// Per partition, the first event read into this window: its offset and the clock before it.
+    first_read: Vec<(PartitionId, Offset, Option<EventTime>)>,
+}
+
+/// Updates of one epoch, not yet sent.
+#[derive(Default)]
+struct Pending {
+    counts: BTreeMap<EventTime, FxHashMap<StreamId, Counters>>,
+    viewers: Vec<((EventTime, StreamId), Option<UserId>)>,
+    progress: Vec<PartitionProgress>,
+    base: Vec<CountUpdate>,
+}
+
+/// What a completed epoch sends.
+struct Flushed {
+    counts: Vec<CountUpdate>,
+    viewers: Vec<ViewerUpdate>,
+    checkpoint: CheckpointPart,
+}
+
+/// The state of the `Contribute` operator on one worker.
+struct Contributions {
+    config: WindowConfig,
+    open: BTreeMap<EventTime, OpenWindow>,
+    pending: BTreeMap<u64, Pending>,
+    /// The latest progress of every partition, from every worker.
+    partitions: BTreeMap<PartitionId, PartitionProgress>,
+    closed_through: Option<EventTime>,
+    metrics: Arc<Metrics>,
+}
+
+impl Contributions {
+    fn new(config: WindowConfig, closed_through: Option<EventTime>, metrics: Arc<Metrics>) -> Contributions {
+        Contributions {
+            config,
+            open: BTreeMap::new(),
+            pending: BTreeMap::new(),
+            partitions: BTreeMap::new(),
+            closed_through,
+            metrics,
+        }
+    }
+
+    fn pending(&mut self, epoch: u64) -> &mut Pending {
+        self.pending.entry(epoch).or_default()
+    }
+
+    fn oldest_pending(&self) -> Option<u64> {
+        self.pending.keys().next().copied()
+    }
+
+    /// Adds events read in `epoch` to this worker's contributions and to the epoch's updates.
+    fn absorb(&mut self, epoch: u64, events: impl Iterator<Item = Windowed>) {
+        let pending = self.pending.entry(epoch).or_default();
+        let mut opened = 0;
+        for Windowed { window, partition, offset, max_ts_before, event } in events {
+            debug_assert!(
+                self.closed_through.is_none_or(|closed| self.config.end_of(window) > closed),
+                "an accepted event fell into a closed window"
+            );
+            let open = self.open.entry(window).or_default();
+            match open.first_read.iter_mut().find(|(p, _, _)| *p == partition) {
+                Some(first) if first.1 <= offset => {}
+                Some(first) => *first = (partition, offset, max_ts_before),
+                None => open.first_read.push((partition, offset, max_ts_before)),
+            }
+            let contribution = match open.streams.get_mut(event.stream_id.as_str()) {
+                Some(contribution) => contribution,
+                None => {
+                    opened += 1;
+                    pending.viewers.push(((window, event.stream_id.clone()), None));
+                    open.streams.entry(event.stream_id.clone()).or_default()
+                }
+            };
+            let counters = Counters::of(&event);
+            contribution.counters.plus_equals(&counters);
+            if let Some(user) = event.user_id {
+                if !contribution.users.contains(&user) {
+                    contribution.users.insert(user.clone());
+                    pending.viewers.push(((window, event.stream_id.clone()), Some(user)));
+                }
+            }
+            let window_counts = pending.counts.entry(window).or_default();
+            match window_counts.get_mut(event.stream_id.as_str()) {
+                Some(sum) => sum.plus_equals(&counters),
+                None => {
+                    window_counts.insert(event.stream_id, counters);
+                }
+            }
+        }
+        self.metrics.add_open_windows(opened);
+    }
+
+    /// The updates of a completed epoch: its contributions at `epoch`, the retraction of the
+    /// windows its progress closed at `epoch + 1`, and this worker's part of the checkpoint.
+    fn flush(&mut self, epoch: u64) -> Flushed {
+        let pending = self.pending.remove(&epoch).unwrap_or_default();
+        let mut counts: Vec<CountUpdate> = pending
+            .counts
+            .into_iter()
+            .flat_map(|(window, streams)| streams.into_iter().map(move |(stream, c)| ((stream, window), epoch, c)))
+            .chain(pending.base)
+            .collect();
+        let mut viewers: Vec<ViewerUpdate> = pending.viewers.into_iter().map(|v| (v, epoch, 1)).collect();
+        for report in pending.progress {
+            match self.partitions.get_mut(&report.partition) {
+                Some(known) if known.next_offset >= report.next_offset => {}
+                Some(known) => *known = report,
+                None => {
+                    self.partitions.insert(report.partition, report);
+                }
+            }
+        }
+
+        let mut closed_audience: FxHashMap<StreamId, i64> = FxHashMap::default();
+        let pipeline_watermark = self
+            .partitions
+            .values()
+            .map(|p| p.max_ts.map(|max| self.config.watermark(max)))
+            .min()
+            .flatten();
+        if let Some(watermark) = pipeline_watermark.filter(|w| self.closed_through.is_none_or(|c| c < *w)) {
+            self.closed_through = Some(watermark);
+            self.metrics.set_pipeline_watermark(watermark);
+            let next = epoch + 1;
+            let mut closed = 0;
+            while let Some(entry) = self.open.first_entry() {
+                if self.config.end_of(*entry.key()) > watermark {
+                    break;
+                }
+                let window = *entry.key();
+                for (stream, contribution) in entry.remove().streams {
+                    closed += 1;
+                    let mut retraction = contribution.counters;
+                    retraction.negate();
+                    counts.push(((stream.clone(), window), next, retraction));
+                    let audience = contribution.counters.audience();
+                    if !audience.is_zero() {
+                        *closed_audience.entry(stream.clone()).or_default() += audience.net_viewers();
+                        counts.push(((stream.clone(), EventTime::MIN), next, audience));
+                    }
+                    viewers.push((((window, stream.clone()), None), next, -1));
+                    for user in contribution.users {
+                        viewers.push((((window, stream.clone()), Some(user)), next, -1));
+                    }
+                }
+            }
+            self.metrics.add_open_windows(-closed);
+        }
+
+        let replay = self
+            .partitions
+            .values()
+            .map(|progress| {
+                let first_reads = self.open.values().flat_map(|w| &w.first_read).filter(|r| r.0 == progress.partition);
+                first_reads.min().copied().unwrap_or((progress.partition, progress.next_offset, progress.max_ts))
+            })
+            .collect();
+        let mut closed_audience: Vec<(StreamId, i64)> = closed_audience.into_iter().collect();
+        closed_audience.sort();
+        Flushed {
+            counts,
+            viewers,
+            checkpoint: CheckpointPart { closed_through: self.closed_through, replay, closed_audience },
+        }
+    }
+}

@@ -1,0 +1,392 @@
+//! Bytes to [`Event`], or the [`Reason`] the bytes are refused (spec §1).
+//!
+//! One pass of `serde_json` over the payload, borrowing strings from it where they have no
+//! escapes. Every field is read loosely first and checked afterwards, so that a mistyped field
+//! yields its own reason instead of a generic parse error.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use timely::dataflow::channels::pact::Exchange;
+use timely::dataflow::operators::generic::Operator;
+use timely::dataflow::StreamVec;
+
+use crate::dead_letter::Reason;
+use crate::event::{AmountError, Cents, Event, EventTime, EventType};
+use crate::source::RecordBatch;
+
+/// The largest payload accepted: 1 MiB.
+pub const MAX_PAYLOAD_BYTES: usize = 1 << 20;
+
+/// The longest `stream_id` accepted, in bytes.
+pub const MAX_STREAM_ID_BYTES: usize = 128;
+
+/// Why a payload was refused, with what could be read of it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Refusal {
+    /// The rule it broke.
+    pub reason: Reason,
+    /// More about it, when there is more to say.
+    pub detail: Option<String>,
+    /// Its `event_id`, when it had a readable one.
+    pub event_id: Option<String>,
+}
+
+impl Refusal {
+    fn new(reason: Reason) -> Refusal {
+        Refusal { reason, detail: None, event_id: None }
+    }
+}
+
+/// Decodes one JSON event.
+///
+/// # Examples
+/// ```
+/// use streamflow_core::{decode::decode, EventType, Reason};
+///
+/// let event = decode(br#"{"ts":"2025-12-20T18:34:38Z","event_type":"donation","stream_id":"s1","amount_usd":1.005}"#).unwrap();
+/// assert_eq!((event.kind, event.amount.unwrap().0), (EventType::Donation, 101));
+///
+/// let refused = decode(br#"{"ts":"yesterday","event_type":"donation","stream_id":"s1"}"#).unwrap_err();
+/// assert_eq!(refused.reason, Reason::BadTs);
+/// ```
+pub fn decode(payload: &[u8]) -> Result<Event, Refusal> {
+    if payload.len() > MAX_PAYLOAD_BYTES {
+        return Err(Refusal {
+            detail: Some(format!("{} bytes", payload.len())),
+            ..Refusal::new(Reason::TooLarge)
+        });
+    }
+    let text = std::str::from_utf8(payload).map_err(|e| Refusal {
+        detail: Some(e.to_string()),
+        ..Refusal::new(Reason::NotUtf8)
+    })?;
+    let fields: Fields<'_> = serde_json::from_str(text).map_err(|e| {
+        let reason = match e.classify() {
+            serde_json::error::Category::Data => Reason::NotAnObject,
+            _ => Reason::NotJson,
+        };
+        Refusal { detail: Some(e.to_string()), ..Refusal::new(reason) }
+    })?;
+    fields.check()
+}
+
+/// The `event_id` of a payload, when it has a readable one: for dead letters refused after
+/// decoding (late events), so that every dead letter can be traced.
+pub fn event_id(payload: &[u8]) -> Option<String> {
+    let fields: Fields<'_> = serde_json::from_slice(payload).ok()?;
+    match fields.event_id {
+        Loose::Str(id) => Some(id.into_owned()),
+        _ => None,
+    }
+}
+
+/// A batch of records with the outcome of decoding each, in the batch's order. The batch is kept
+/// for the payloads of dead letters.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DecodedBatch {
+    /// The records.
+    pub batch: RecordBatch,
+    /// One outcome per record.
+    pub outcomes: Vec<Result<Event, Refusal>>,
+}
+
+impl DecodedBatch {
+    /// Decodes every record of `batch`.
+    pub fn new(batch: RecordBatch) -> DecodedBatch {
+        let outcomes = batch.iter().map(|(_, payload)| decode(payload)).collect();
+        DecodedBatch { batch, outcomes }
+    }
+}
+
+/// The decode operator: decodes batches, dealt round-robin over the workers so that even a single
+/// partition is decoded in parallel. The window operator puts each partition's batches back in
+/// order.
+pub fn decode_batches<'scope>(batches: StreamVec<'scope, u64, RecordBatch>) -> StreamVec<'scope, u64, DecodedBatch> {
+    let deal = Exchange::new(|batch: &RecordBatch| u64::from(batch.partition).wrapping_add(batch.seq));
+    batches.unary(deal, "Decode", |_capability, _info| {
+        move |input, output| {
+            input.for_each_stamp(|cap, batches| {
+                let mut session = output.session(&cap);
+                for batch in batches.flat_map(|b| b.drain(..)) {
+                    session.give(DecodedBatch::new(batch));
+                }
+            });
+        }
+    })
+}
+
+/// A field as it came, before its rule is applied.
+#[derive(Default)]
+enum Loose<'a> {
+    #[default]
+    Absent,
+    Null,
+    Str(Cow<'a, str>),
+    UInt(u64),
+    Other,
+}
+
+#[derive(Default)]
+struct Fields<'a> {
+    event_id: Loose<'a>,
+    ts: Loose<'a>,
+    event_type: Loose<'a>,
+    stream_id: Loose<'a>,
+    user_id: Loose<'a>,
+    message_len: Loose<'a>,
+    amount_usd: Option<&'a RawValue>,
+    amount: Option<&'a RawValue>,
+}
+
+impl<'a> Fields<'a> {
+    fn check(self) -> Result<Event, Refusal> {
+        let event_id = match &self.event_id {
+            Loose::Str(id) => Some(id.to_string()),
+            Loose::Absent | Loose::Null => None,
+            _ => return Err(Refusal::new(Reason::BadEventId)),
+        };
+        let refuse = |reason| Refusal { event_id: event_id.clone(), ..Refusal::new(reason) };
+
+        let ts = match &self.ts {
+            Loose::Str(text) => EventTime::parse_rfc3339(text).map_err(|_| Refusal {
+                detail: Some(format!("ts {text:?}")),
+                ..refuse(Reason::BadTs)
+            })?,
+            Loose::Absent | Loose::Null => return Err(refuse(Reason::MissingTs)),
+            _ => return Err(refuse(Reason::BadTs)),
+        };
+        let kind = match &self.event_type {
+            Loose::Str(name) => EventType::from_name(name).ok_or_else(|| Refusal {
+                detail: Some(format!("event_type {name:?}")),
+                ..refuse(Reason::UnknownEventType)
+            })?,
+            Loose::Absent | Loose::Null => return Err(refuse(Reason::MissingEventType)),
+            _ => return Err(refuse(Reason::BadEventType)),
+        };
+        let stream_id = match self.stream_id {
+            Loose::Str(id) if (1..=MAX_STREAM_ID_BYTES).contains(&id.len()) => id.as_ref().into(),
+            Loose::Absent | Loose::Null => return Err(refuse(Reason::MissingStreamId)),
+            _ => return Err(refuse(Reason::BadStreamId)),
+        };
+        let user_id = match self.user_id {
+            Loose::Str(id) => Some(id.as_ref().into()),
+            Loose::Absent | Loose::Null => None,
+            _ => return Err(refuse(Reason::BadUserId)),
+        };
+        let message_len = match self.message_len {
+            Loose::UInt(n) => Some(n),
+            Loose::Absent | Loose::Null => None,
+            _ => return Err(refuse(Reason::BadMessageLen)),
+        };
+        let raw_amount = self.amount_usd.or(self.amount).filter(|raw| raw.get() != "null");
+        let amount = match raw_amount.map(|raw| Cents::from_json_number(raw.get())) {
+            Some(Ok(cents)) => Some(cents),
+            Some(Err(AmountError::NotANumber)) => return Err(refuse(Reason::BadAmount)),
+            Some(Err(AmountError::OutOfRange)) => {
+                return Err(Refusal {
+                    detail: raw_amount.map(|raw| format!("amount {}", raw.get())),
+                    ..refuse(Reason::AmountOutOfRange)
+                })
+            }
+            None if kind == EventType::Donation => return Err(refuse(Reason::MissingAmount)),
+            None => None,
+        };
+        Ok(Event {
+            ts,
+            kind,
+            stream_id,
+            user_id,
+            message_len,
+            amount: amount.filter(|_| kind == EventType::Donation),
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for Fields<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(FieldsVisitor)
+    }
+}
+
+struct FieldsVisitor;
+
+impl<'de> Visitor<'de> for FieldsVisitor {
+    type Value = Fields<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Fields<'de>, A::Error> {
+        let mut fields = Fields::default();
+        while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+            match key.as_ref() {
+                "event_id" => fields.event_id = map.next_value()?,
+                "ts" => fields.ts = map.next_value()?,
+                "event_type" => fields.event_type = map.next_value()?,
+                "stream_id" => fields.stream_id = map.next_value()?,
+                "user_id" => fields.user_id = map.next_value()?,
+                "message_len" => fields.message_len = map.next_value()?,
+                "amount_usd" => fields.amount_usd = Some(map.next_value()?),
+                "amount" => fields.amount = Some(map.next_value()?),
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(fields)
+    }
+}
+
+impl<'de> Deserialize<'de> for Loose<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(LooseVisitor)
+    }
+}
+
+struct LooseVisitor;
+
+impl<'de> Visitor<'de> for LooseVisitor {
+    type Value = Loose<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Loose<'de>, E> {
+        Ok(Loose::Str(Cow::Borrowed(v)))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Loose<'de>, E> {
+        Ok(Loose::Str(Cow::Owned(v.to_owned())))
+    }
+    fn visit_string<E>(self, v: String) -> Result<Loose<'de>, E> {
+        Ok(Loose::Str(Cow::Owned(v)))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Loose<'de>, E> {
+        Ok(Loose::UInt(v))
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<Loose<'de>, E> {
+        Ok(Loose::Other)
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<Loose<'de>, E> {
+        Ok(Loose::Other)
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<Loose<'de>, E> {
+        Ok(Loose::Other)
+    }
+    fn visit_unit<E>(self) -> Result<Loose<'de>, E> {
+        Ok(Loose::Null)
+    }
+    fn visit_none<E>(self) -> Result<Loose<'de>, E> {
+        Ok(Loose::Null)
+    }
+    fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Loose<'de>, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(Loose::Other)
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Loose<'de>, A::Error> {
+        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+        Ok(Loose::Other)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"{"event_id":"e-1","ts":"2025-12-20T18:34:38.300308+00:00","event_type":"chat_message","stream_id":"stream_1001","user_id":"user_7","message_len":42,"extra":{"nested":[1,2]}}"#;
+
+    fn reason(payload: &str) -> Reason {
+        decode(payload.as_bytes()).unwrap_err().reason
+    }
+
+    /// `GOOD` with one field replaced (or removed, for `None`).
+    fn with(field: &str, value: Option<&str>) -> String {
+        let mut object: serde_json::Map<String, serde_json::Value> = serde_json::from_str(GOOD).unwrap();
+        match value {
+            Some(v) => object.insert(field.to_owned(), serde_json::from_str(v).unwrap()),
+            None => object.remove(field),
+        };
+        serde_json::to_string(&object).unwrap()
+    }
+
+    #[test]
+    fn decodes_a_good_event_and_ignores_unknown_fields() {
+        let event = decode(GOOD.as_bytes()).unwrap();
+        assert_eq!(event.kind, EventType::ChatMessage);
+        assert_eq!(event.stream_id, "stream_1001");
+        assert_eq!(event.user_id.as_deref(), Some("user_7"));
+        assert_eq!(event.message_len, Some(42));
+        assert_eq!(event.ts.to_string(), "2025-12-20T18:34:38.300308Z");
+    }
+
+    #[test]
+    fn escaped_strings_are_unescaped() {
+        let event = decode(with("stream_id", Some(r#""stream\u005f1001""#)).as_bytes()).unwrap();
+        assert_eq!(event.stream_id, "stream_1001");
+    }
+
+    #[test]
+    fn every_reason_of_the_decoder() {
+        assert_eq!(reason(&format!("{{\"pad\":\"{}\"}}", "x".repeat(MAX_PAYLOAD_BYTES))), Reason::TooLarge);
+        assert_eq!(decode(b"{\"ts\":\"\xff\"}").unwrap_err().reason, Reason::NotUtf8);
+        assert_eq!(reason("{\"ts\":"), Reason::NotJson);
+        assert_eq!(reason(""), Reason::NotJson);
+        assert_eq!(reason(&format!("{GOOD} trailing")), Reason::NotJson);
+        assert_eq!(reason("[1,2,3]"), Reason::NotAnObject);
+        assert_eq!(reason("\"a string\""), Reason::NotAnObject);
+        assert_eq!(reason(&with("ts", None)), Reason::MissingTs);
+        assert_eq!(reason(&with("ts", Some("null"))), Reason::MissingTs);
+        assert_eq!(reason(&with("ts", Some("1766255678"))), Reason::BadTs);
+        assert_eq!(reason(&with("ts", Some("\"2025-12-20 18:34\""))), Reason::BadTs);
+        assert_eq!(reason(&with("event_type", None)), Reason::MissingEventType);
+        assert_eq!(reason(&with("event_type", Some("\"raid\""))), Reason::UnknownEventType);
+        assert_eq!(reason(&with("event_type", Some("3"))), Reason::BadEventType);
+        assert_eq!(reason(&with("stream_id", None)), Reason::MissingStreamId);
+        assert_eq!(reason(&with("stream_id", Some("\"\""))), Reason::BadStreamId);
+        assert_eq!(reason(&with("stream_id", Some(&format!("\"{}\"", "s".repeat(129))))), Reason::BadStreamId);
+        assert_eq!(reason(&with("stream_id", Some("1001"))), Reason::BadStreamId);
+        assert_eq!(reason(&with("user_id", Some("7"))), Reason::BadUserId);
+        assert_eq!(reason(&with("event_id", Some("{}"))), Reason::BadEventId);
+        assert_eq!(reason(&with("message_len", Some("-1"))), Reason::BadMessageLen);
+        assert_eq!(reason(&with("message_len", Some("4.5"))), Reason::BadMessageLen);
+        assert_eq!(reason(&with("message_len", Some("\"42\""))), Reason::BadMessageLen);
+        let donation = with("event_type", Some("\"donation\""));
+        assert_eq!(reason(&donation), Reason::MissingAmount);
+        let with_amount = |v: &str| {
+            let mut object: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&donation).unwrap();
+            object.insert("amount_usd".into(), serde_json::from_str(v).unwrap());
+            serde_json::to_string(&object).unwrap()
+        };
+        assert_eq!(reason(&with_amount("\"12.50\"")), Reason::BadAmount);
+        assert_eq!(reason(&with_amount("-1")), Reason::AmountOutOfRange);
+        assert_eq!(reason(&with_amount("1000000000.01")), Reason::AmountOutOfRange);
+        assert_eq!(decode(with_amount("1000000000").as_bytes()).unwrap().amount, Some(Cents(100_000_000_000)));
+    }
+
+    #[test]
+    fn boundaries_that_are_accepted() {
+        assert!(decode(with("stream_id", Some(&format!("\"{}\"", "s".repeat(128)))).as_bytes()).is_ok());
+        assert!(decode(with("user_id", Some("null")).as_bytes()).unwrap().user_id.is_none());
+        assert!(decode(with("user_id", None).as_bytes()).unwrap().user_id.is_none());
+        assert_eq!(decode(with("message_len", Some("0")).as_bytes()).unwrap().message_len, Some(0));
+    }
+
+    #[test]
+    fn legacy_amount_is_read_when_amount_usd_is_absent() {
+        let legacy = r#"{"ts":"2025-12-20T18:34:38Z","event_type":"donation","stream_id":"s","amount":7.255}"#;
+        assert_eq!(decode(legacy.as_bytes()).unwrap().amount, Some(Cents(726)));
+        let both = r#"{"ts":"2025-12-20T18:34:38Z","event_type":"donation","stream_id":"s","amount":1,"amount_usd":2}"#;
+        assert_eq!(decode(both.as_bytes()).unwrap().amount, Some(Cents(200)));
+    }
+
+    #[test]
+    fn refusals_keep_the_event_id() {
+        let refused = decode(with("ts", Some("\"soon\"")).as_bytes()).unwrap_err();
+        assert_eq!(refused.event_id.as_deref(), Some("e-1"));
+        assert!(refused.detail.unwrap().contains("soon"));
+    }
+}

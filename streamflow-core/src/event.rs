@@ -1,0 +1,474 @@
+//! The typed event of spec §1, and the two value types it is built from:
+//! [`EventTime`] (microseconds since the Unix epoch, UTC) and [`Cents`] (exact money).
+
+use std::fmt;
+
+use compact_str::CompactString;
+use serde::{Deserialize, Serialize};
+
+/// The channel an event belongs to (`stream_id`); short ids are stored inline, without allocating.
+pub type StreamId = CompactString;
+/// A viewer (`user_id`); short ids are stored inline, without allocating.
+pub type UserId = CompactString;
+
+/// One accepted event: everything the aggregates need, nothing more.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Event {
+    /// Event time.
+    pub ts: EventTime,
+    /// What happened.
+    pub kind: EventType,
+    /// The stream (channel) it happened on.
+    pub stream_id: StreamId,
+    /// Who did it, when known.
+    pub user_id: Option<UserId>,
+    /// Length of a chat message.
+    pub message_len: Option<u64>,
+    /// The amount of a donation, rounded to whole cents.
+    pub amount: Option<Cents>,
+}
+
+/// The six kinds of event of spec §1.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum EventType {
+    /// `stream_start`
+    StreamStart,
+    /// `stream_stop`
+    StreamStop,
+    /// `viewer_join`
+    ViewerJoin,
+    /// `viewer_leave`
+    ViewerLeave,
+    /// `chat_message`
+    ChatMessage,
+    /// `donation`
+    Donation,
+}
+
+impl EventType {
+    /// Every kind, in the order of spec §1.
+    pub const ALL: [EventType; 6] = [
+        EventType::StreamStart,
+        EventType::StreamStop,
+        EventType::ViewerJoin,
+        EventType::ViewerLeave,
+        EventType::ChatMessage,
+        EventType::Donation,
+    ];
+
+    /// The wire name, as in the JSON `event_type` field.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventType::StreamStart => "stream_start",
+            EventType::StreamStop => "stream_stop",
+            EventType::ViewerJoin => "viewer_join",
+            EventType::ViewerLeave => "viewer_leave",
+            EventType::ChatMessage => "chat_message",
+            EventType::Donation => "donation",
+        }
+    }
+
+    /// Parses a wire name; `None` for anything else.
+    pub fn from_name(name: &str) -> Option<EventType> {
+        EventType::ALL.into_iter().find(|kind| kind.as_str() == name)
+    }
+}
+
+impl fmt::Display for EventType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+const MICROS_PER_SECOND: i64 = 1_000_000;
+const SECONDS_PER_DAY: i64 = 86_400;
+
+/// A point in event time: microseconds since 1970-01-01T00:00:00Z.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct EventTime(pub i64);
+
+/// Why a timestamp was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("not an RFC 3339 timestamp with a `Z` or `±hh:mm` offset")]
+pub struct TimeParseError;
+
+impl EventTime {
+    /// The earliest representable time; sorts before every real window.
+    pub const MIN: EventTime = EventTime(i64::MIN);
+
+    /// A time from whole seconds since the epoch.
+    pub const fn from_secs(secs: i64) -> EventTime {
+        EventTime(secs * MICROS_PER_SECOND)
+    }
+
+    /// Microseconds since the epoch.
+    pub const fn micros(self) -> i64 {
+        self.0
+    }
+
+    /// This time moved by `micros` (saturating).
+    pub const fn plus_micros(self, micros: i64) -> EventTime {
+        EventTime(self.0.saturating_add(micros))
+    }
+
+    /// The current wall-clock time.
+    pub fn now() -> EventTime {
+        let since = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        EventTime(since.as_micros() as i64)
+    }
+
+    /// Parses `YYYY-MM-DDTHH:MM:SS[.fraction](Z|±hh:mm)`.
+    ///
+    /// The fraction has 0 to 9 digits; digits beyond the microsecond are truncated. `t`, `z` and
+    /// a space separator are accepted as RFC 3339 allows.
+    pub fn parse_rfc3339(text: &str) -> Result<EventTime, TimeParseError> {
+        let b = text.as_bytes();
+        if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || b[13] != b':' || b[16] != b':' {
+            return Err(TimeParseError);
+        }
+        if !matches!(b[10], b'T' | b't' | b' ') {
+            return Err(TimeParseError);
+        }
+        let year = digits(&b[0..4])?;
+        let month = digits(&b[5..7])?;
+        let day = digits(&b[8..10])?;
+        let hour = digits(&b[11..13])?;
+        let minute = digits(&b[14..16])?;
+        let second = digits(&b[17..19])?;
+        if !(1..=12).contains(&month)
+            || day == 0
+            || day > days_in_month(year, month)
+            || hour > 23
+            || minute > 59
+            || second > 59
+        {
+            return Err(TimeParseError);
+        }
+
+        let mut rest = &b[19..];
+        let mut micros = 0i64;
+        if let [b'.', tail @ ..] = rest {
+            let count = tail.iter().take_while(|c| c.is_ascii_digit()).count();
+            if count == 0 || count > 9 {
+                return Err(TimeParseError);
+            }
+            for (i, &c) in tail[..count].iter().enumerate() {
+                if i < 6 {
+                    micros = micros * 10 + i64::from(c - b'0');
+                }
+            }
+            for _ in count..6 {
+                micros *= 10;
+            }
+            rest = &tail[count..];
+        }
+
+        let offset_secs = match rest {
+            [b'Z' | b'z'] => 0,
+            [sign @ (b'+' | b'-'), h1, h2, b':', m1, m2] => {
+                let hours = digits(&[*h1, *h2])?;
+                let minutes = digits(&[*m1, *m2])?;
+                if hours > 23 || minutes > 59 {
+                    return Err(TimeParseError);
+                }
+                let secs = hours * 3600 + minutes * 60;
+                if *sign == b'-' {
+                    -secs
+                } else {
+                    secs
+                }
+            }
+            _ => return Err(TimeParseError),
+        };
+
+        let days = days_from_civil(year, month, day);
+        let secs = days * SECONDS_PER_DAY + hour * 3600 + minute * 60 + second - offset_secs;
+        Ok(EventTime(secs * MICROS_PER_SECOND + micros))
+    }
+}
+
+/// RFC 3339 in UTC: `2025-12-20T18:34:00Z`, with six fractional digits when there is a fraction.
+impl fmt::Display for EventTime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let secs = self.0.div_euclid(MICROS_PER_SECOND);
+        let micros = self.0.rem_euclid(MICROS_PER_SECOND);
+        let days = secs.div_euclid(SECONDS_PER_DAY);
+        let of_day = secs.rem_euclid(SECONDS_PER_DAY);
+        let (year, month, day) = civil_from_days(days);
+        write!(
+            f,
+            "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}",
+            of_day / 3600,
+            of_day / 60 % 60,
+            of_day % 60
+        )?;
+        if micros != 0 {
+            write!(f, ".{micros:06}")?;
+        }
+        f.write_str("Z")
+    }
+}
+
+fn digits(bytes: &[u8]) -> Result<i64, TimeParseError> {
+    bytes.iter().try_fold(0i64, |acc, &c| {
+        if c.is_ascii_digit() {
+            Ok(acc * 10 + i64::from(c - b'0'))
+        } else {
+            Err(TimeParseError)
+        }
+    })
+}
+
+fn is_leap(year: i64) -> bool {
+    (year % 4 == 0 && year % 100 != 0) || year % 400 == 0
+}
+
+fn days_in_month(year: i64, month: i64) -> i64 {
+    match month {
+        2 if is_leap(year) => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
+}
+
+// Howard Hinnant's `days_from_civil`: days since 1970-01-01 of a proleptic Gregorian date.
+fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+// The inverse of `days_from_civil`.
+fn civil_from_days(days: i64) -> (i64, i64, i64) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+/// An exact amount of money in whole cents.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Cents(pub i64);
+
+/// Why an amount was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum AmountError {
+    /// Not a JSON number.
+    #[error("not a number")]
+    NotANumber,
+    /// Below 0 or above 1,000,000,000.
+    #[error("outside 0 to 1,000,000,000")]
+    OutOfRange,
+}
+
+impl Cents {
+    /// The largest amount one event may carry: 1,000,000,000 USD.
+    pub const MAX_EVENT_AMOUNT: Cents = Cents(100_000_000_000);
+
+    /// Parses the text of a JSON number exactly and rounds it half away from zero to whole cents.
+    ///
+    /// Working on the decimal text rather than an `f64` keeps `1.005` at 101 cents.
+    pub fn from_json_number(text: &str) -> Result<Cents, AmountError> {
+        let b = text.as_bytes();
+        let (negative, b) = match b {
+            [b'-', rest @ ..] => (true, rest),
+            _ => (false, b),
+        };
+        let int_len = b.iter().take_while(|c| c.is_ascii_digit()).count();
+        if int_len == 0 {
+            return Err(AmountError::NotANumber);
+        }
+        let (int_part, mut rest) = b.split_at(int_len);
+        let mut frac_part: &[u8] = &[];
+        if let [b'.', tail @ ..] = rest {
+            let n = tail.iter().take_while(|c| c.is_ascii_digit()).count();
+            if n == 0 {
+                return Err(AmountError::NotANumber);
+            }
+            frac_part = &tail[..n];
+            rest = &tail[n..];
+        }
+        let mut exponent: i64 = 0;
+        if let [b'e' | b'E', tail @ ..] = rest {
+            let (sign, tail) = match tail {
+                [b'-', t @ ..] => (-1, t),
+                [b'+', t @ ..] => (1, t),
+                t => (1, t),
+            };
+            if tail.is_empty() || !tail.iter().all(u8::is_ascii_digit) {
+                return Err(AmountError::NotANumber);
+            }
+            // Any exponent this large already puts the amount out of range, or at zero.
+            let magnitude = tail
+                .iter()
+                .try_fold(0i64, |acc, &c| acc.checked_mul(10)?.checked_add(i64::from(c - b'0')))
+                .unwrap_or(i64::MAX)
+                .min(1_000);
+            exponent = sign * magnitude;
+        } else if !rest.is_empty() {
+            return Err(AmountError::NotANumber);
+        }
+
+        // The value is 0.DIGITS × 10^point, DIGITS being int_part ++ frac_part without leading zeros.
+        let all = int_part.iter().chain(frac_part).copied();
+        let point = int_len as i64 + exponent;
+        let mut cents: i128 = 0;
+        let mut round_up = false;
+        for (i, c) in all.enumerate() {
+            let position = i as i64 - point; // 0 = the first digit after the decimal point
+            let d = i128::from(c - b'0');
+            if position < 2 {
+                if cents > 1_000_000_000_000_000 {
+                    return Err(AmountError::OutOfRange);
+                }
+                cents = cents * 10 + d;
+            } else if position == 2 {
+                round_up = d >= 5;
+            }
+        }
+        // Digits that stop before the cents place leave the value short of its scale.
+        let last_position = int_len as i64 + frac_part.len() as i64 - 1 - point;
+        for _ in last_position.max(-40)..1 {
+            if cents > 1_000_000_000_000_000 {
+                return Err(AmountError::OutOfRange);
+            }
+            cents *= 10;
+        }
+        if round_up {
+            cents += 1;
+        }
+        if negative && cents != 0 {
+            return Err(AmountError::OutOfRange);
+        }
+        if cents > i128::from(Cents::MAX_EVENT_AMOUNT.0) {
+            return Err(AmountError::OutOfRange);
+        }
+        Ok(Cents(cents as i64))
+    }
+}
+
+/// Dollars with exactly two decimals: `1234.50`, `-0.05`.
+impl fmt::Display for Cents {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let sign = if self.0 < 0 { "-" } else { "" };
+        let abs = self.0.unsigned_abs();
+        write!(f, "{sign}{}.{:02}", abs / 100, abs % 100)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(text: &str) -> i64 {
+        EventTime::parse_rfc3339(text).unwrap().micros()
+    }
+
+    #[test]
+    fn parses_utc_and_offsets_to_the_same_instant() {
+        let utc = t("2025-12-20T18:34:38.300308Z");
+        assert_eq!(utc, t("2025-12-20T18:34:38.300308+00:00"));
+        assert_eq!(utc, t("2025-12-20T20:34:38.300308+02:00"));
+        assert_eq!(utc, t("2025-12-20T13:04:38.300308-05:30"));
+        assert_eq!(utc, t("2025-12-21T00:04:38.300308+05:30"));
+        assert_eq!(EventTime(utc).to_string(), "2025-12-20T18:34:38.300308Z");
+    }
+
+    #[test]
+    fn fraction_is_kept_to_the_microsecond_and_truncated_beyond() {
+        let base = t("2025-12-20T18:34:38Z");
+        assert_eq!(t("2025-12-20T18:34:38.3Z") - base, 300_000);
+        assert_eq!(t("2025-12-20T18:34:38.123456789Z") - base, 123_456);
+        assert_eq!(t("2025-12-20T18:34:38.999999999Z") - base, 999_999);
+        assert!(EventTime::parse_rfc3339("2025-12-20T18:34:38.1234567890Z").is_err());
+        assert!(EventTime::parse_rfc3339("2025-12-20T18:34:38.Z").is_err());
+    }
+
+    #[test]
+    fn epoch_and_known_instants() {
+        assert_eq!(t("1970-01-01T00:00:00Z"), 0);
+        assert_eq!(t("2000-03-01T00:00:00Z"), 951_868_800 * MICROS_PER_SECOND);
+        assert_eq!(t("1969-12-31T23:59:59Z"), -MICROS_PER_SECOND);
+        assert_eq!(EventTime(-1).to_string(), "1969-12-31T23:59:59.999999Z");
+    }
+
+    #[test]
+    fn rejects_what_rfc_3339_rejects() {
+        for bad in [
+            "",
+            "2025-12-20",
+            "2025-12-20T18:34:38",        // no offset
+            "2025-12-20T18:34:38+0100",   // offset without colon
+            "2025-13-20T18:34:38Z",       // month
+            "2025-02-29T18:34:38Z",       // not a leap year
+            "2025-12-20T24:00:00Z",       // hour
+            "2025-12-20T18:60:00Z",       // minute
+            "2025-12-20T18:34:60Z",       // leap second
+            "2025-12-20T18:34:38+24:00",  // offset hours
+            "2025-12-20T18:34:38Zjunk",   // trailing text
+            "２０２５-12-20T18:34:38Z",   // non-ASCII digits
+            "2025/12/20T18:34:38Z",
+        ] {
+            assert!(EventTime::parse_rfc3339(bad).is_err(), "{bad:?} was accepted");
+        }
+        assert!(EventTime::parse_rfc3339("2024-02-29t18:34:38z").is_ok());
+        assert!(EventTime::parse_rfc3339("2024-02-29 18:34:38Z").is_ok());
+    }
+
+    #[test]
+    fn civil_round_trip_over_centuries() {
+        for days in (-800_000..800_000).step_by(997) {
+            let (y, m, d) = civil_from_days(days);
+            assert_eq!(days_from_civil(y, m, d), days);
+        }
+    }
+
+    #[test]
+    fn amounts_round_half_away_from_zero_exactly() {
+        let c = |s: &str| Cents::from_json_number(s).map(|c| c.0);
+        assert_eq!(c("12"), Ok(1200));
+        assert_eq!(c("12.5"), Ok(1250));
+        assert_eq!(c("1.005"), Ok(101));
+        assert_eq!(c("1.004999"), Ok(100));
+        assert_eq!(c("0.125"), Ok(13));
+        assert_eq!(c("0.0049"), Ok(0));
+        assert_eq!(c("0"), Ok(0));
+        assert_eq!(c("-0"), Ok(0));
+        assert_eq!(c("-0.004"), Ok(0));
+        assert_eq!(c("1e3"), Ok(100_000));
+        assert_eq!(c("1.5E-1"), Ok(15));
+        assert_eq!(c("12345e-4"), Ok(123));
+        assert_eq!(c("1000000000"), Ok(100_000_000_000));
+        assert_eq!(c("1000000000.004"), Ok(100_000_000_000));
+        assert_eq!(c("1000000000.005"), Err(AmountError::OutOfRange));
+        assert_eq!(c("1e10"), Err(AmountError::OutOfRange));
+        assert_eq!(c("1e999999999999999999999"), Err(AmountError::OutOfRange));
+        assert_eq!(c("1e-999999999999999999999"), Ok(0));
+        assert_eq!(c("-0.01"), Err(AmountError::OutOfRange));
+        assert_eq!(c("99999999999999999999999999999"), Err(AmountError::OutOfRange));
+        assert_eq!(c("\"12\""), Err(AmountError::NotANumber));
+        assert_eq!(c("true"), Err(AmountError::NotANumber));
+        assert_eq!(c("1."), Err(AmountError::NotANumber));
+    }
+
+    #[test]
+    fn cents_display_with_two_decimals() {
+        assert_eq!(Cents(0).to_string(), "0.00");
+        assert_eq!(Cents(5).to_string(), "0.05");
+        assert_eq!(Cents(123_456).to_string(), "1234.56");
+        assert_eq!(Cents(-5).to_string(), "-0.05");
+    }
+}

@@ -1,0 +1,289 @@
+//! A seeded, deterministic generator of the original pipeline's events (spec §8), as JSON
+//! payloads: the same configuration always yields the same bytes.
+//!
+//! Streams are spread over partitions the way a keyed Kafka producer spreads them (stream `i` to
+//! partition `i mod partitions`), and each partition has its own random sequence, so the output
+//! does not depend on how many workers read it.
+
+use std::io::Write;
+
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+
+use super::{owns, Offset, PartitionId, Polled, RecordBatch, Source, SourceError};
+use crate::event::{EventTime, EventType};
+
+/// The original's relative weights of the six kinds, in [`EventType::ALL`] order.
+const WEIGHTS: [u32; 6] = [1, 1, 8, 7, 10, 2];
+
+/// What to generate.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GeneratorConfig {
+    /// The seed of every random choice.
+    pub seed: u64,
+    /// Streams `stream_1001`, `stream_1002`, …
+    pub streams: u32,
+    /// Users `user_1` … `user_N`.
+    pub users: u32,
+    /// Events in all (across partitions); `None` for an endless stream.
+    pub events: Option<u64>,
+    /// Events per second of event time, across partitions.
+    pub event_rate: f64,
+    /// The event time of the first events.
+    pub start: EventTime,
+    /// Partitions to spread the streams over; at most `streams`.
+    pub partitions: u32,
+    /// The share of events whose `ts` lies an hour or more in the past: late under any lateness
+    /// shorter than that.
+    pub late_ratio: f64,
+    /// The share of malformed payloads, of several kinds.
+    pub bad_ratio: f64,
+}
+
+impl Default for GeneratorConfig {
+    fn default() -> Self {
+        GeneratorConfig {
+            seed: 42,
+            streams: 3,
+            users: 500,
+            events: None,
+            event_rate: 20.0,
+            start: EventTime::parse_rfc3339("2025-12-20T18:00:00Z").expect("a valid constant"),
+            partitions: 1,
+            late_ratio: 0.0,
+            bad_ratio: 0.0,
+        }
+    }
+}
+
+impl GeneratorConfig {
+    /// Checks the numbers fit together.
+    pub fn validate(&self) -> Result<(), SourceError> {
+        let problem = if self.streams == 0 || self.users == 0 {
+            "streams and users must be at least 1"
+        } else if self.partitions == 0 || self.partitions > self.streams {
+            "partitions must be between 1 and the number of streams"
+        } else if !(self.event_rate > 0.0 && self.event_rate.is_finite()) {
+            "the event rate must be a positive number"
+        } else if !(0.0..=1.0).contains(&self.late_ratio) || !(0.0..=1.0).contains(&self.bad_ratio) {
+            "late and bad ratios must be between 0 and 1"
+        } else {
+            return Ok(());
+        };
+        Err(SourceError::Fatal(format!("generator: {problem}")))
+    }
+
+    /// The events partition `partition` produces.
+    fn events_of(&self, partition: PartitionId) -> Option<u64> {
+        let parts = u64::from(self.partitions);
+        self.events.map(|n| n / parts + u64::from(u64::from(partition) < n % parts))
+    }
+}
+
+/// The event sequence of one partition.
+#[derive(Clone, Debug)]
+pub struct Generator {
+    rng: SmallRng,
+    streams: Vec<String>,
+    users: u32,
+    start: EventTime,
+    step_micros: f64,
+    produced: u64,
+    limit: Option<u64>,
+    late_ratio: f64,
+    bad_ratio: f64,
+}
+
+impl Generator {
+    /// The generator of `partition` under `config`.
+    pub fn new(config: &GeneratorConfig, partition: PartitionId) -> Generator {
+        let streams = (0..config.streams)
+            .filter(|i| i % config.partitions == partition)
+            .map(|i| format!("stream_{}", 1001 + i))
+            .collect();
+        let seed = config.seed ^ u64::from(partition).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        Generator {
+            rng: SmallRng::seed_from_u64(seed),
+            streams,
+            users: config.users,
+            start: config.start,
+            step_micros: f64::from(config.partitions) * 1e6 / config.event_rate,
+            produced: 0,
+            limit: config.events_of(partition),
+            late_ratio: config.late_ratio,
+            bad_ratio: config.bad_ratio,
+        }
+    }
+
+    /// Writes the next payload into `payload` (cleared first) and returns its key, the stream
+    /// it is about; `None` once the configured count is reached.
+    pub fn next_into(&mut self, payload: &mut Vec<u8>) -> Option<&str> {
+        if self.limit.is_some_and(|limit| self.produced >= limit) || self.streams.is_empty() {
+            return None;
+        }
+        payload.clear();
+        let now = self.start.plus_micros((self.produced as f64 * self.step_micros) as i64);
+        self.produced += 1;
+
+        let stream = self.rng.random_range(0..self.streams.len());
+        let ts = if self.rng.random_bool(self.late_ratio) {
+            now.plus_micros(-3_600_000_000 - self.rng.random_range(0..600_000_000))
+        } else {
+            now
+        };
+        if self.rng.random_bool(self.bad_ratio) {
+            self.write_bad(payload, stream, ts);
+        } else {
+            self.write_good(payload, stream, ts);
+        }
+        Some(&self.streams[stream])
+    }
+
+    fn pick_kind(&mut self) -> EventType {
+        let mut ticket = self.rng.random_range(0..WEIGHTS.iter().sum::<u32>());
+        for (kind, weight) in EventType::ALL.into_iter().zip(WEIGHTS) {
+            if ticket < weight {
+                return kind;
+            }
+            ticket -= weight;
+        }
+        unreachable!("the ticket is below the sum of the weights")
+    }
+
+    fn write_good(&mut self, out: &mut Vec<u8>, stream: usize, ts: EventTime) {
+        let kind = self.pick_kind();
+        let (hi, lo): (u64, u64) = (self.rng.random(), self.rng.random());
+        let user = self.rng.random_range(1..=self.users);
+        // Writing into a Vec cannot fail.
+        let _ = write!(
+            out,
+            r#"{{"event_id":"{:08x}-{:04x}-{:04x}-{:04x}-{:012x}","ts":"{ts}","event_type":"{kind}","stream_id":"{}","user_id":"user_{user}""#,
+            hi >> 32,
+            (hi >> 16) & 0xffff,
+            hi & 0xffff,
+            lo >> 48,
+            lo & 0xffff_ffff_ffff,
+            self.streams[stream],
+        );
+        match kind {
+            EventType::ChatMessage => {
+                let _ = write!(out, r#","message_len":{}"#, self.rng.random_range(1..=200));
+            }
+            EventType::Donation => {
+                let cents: u32 = self.rng.random_range(100..=20_000);
+                let _ = write!(out, r#","amount_usd":{}.{:02}"#, cents / 100, cents % 100);
+            }
+            _ => {}
+        }
+        out.push(b'}');
+    }
+
+    fn write_bad(&mut self, out: &mut Vec<u8>, stream: usize, ts: EventTime) {
+        let stream = &self.streams[stream];
+        let _ = match self.rng.random_range(0..6) {
+            0 => write!(out, r#"{{"ts":"{ts}","event_type":"viewer_join","stream_id":"{stream}""#),
+            1 => write!(out, r#"{{"ts":"{ts}","event_type":"raid","stream_id":"{stream}"}}"#),
+            2 => write!(out, r#"{{"ts":"{ts}","event_type":"chat_message"}}"#),
+            3 => write!(out, r#"{{"ts":"yesterday","event_type":"viewer_join","stream_id":"{stream}"}}"#),
+            4 => write!(out, r#"{{"ts":"{ts}","event_type":"donation","stream_id":"{stream}","amount_usd":-5}}"#),
+            _ => out.write_all(b"\xff\xfe not text"),
+        };
+    }
+}
+
+/// The generator as a pipeline source: the partitions one worker owns.
+#[derive(Clone, Debug)]
+pub struct GeneratorSource {
+    partitions: Vec<(PartitionId, Offset, Generator)>,
+    next: usize,
+    payload: Vec<u8>,
+}
+
+impl GeneratorSource {
+    /// The partitions of `config` that `worker` of `peers` owns.
+    pub fn new(config: &GeneratorConfig, worker: usize, peers: usize) -> Result<GeneratorSource, SourceError> {
+        config.validate()?;
+        let partitions = (0..config.partitions)
+            .filter(|&p| owns(p, worker, peers))
+            .map(|p| (p, 0, Generator::new(config, p)))
+            .collect();
+        Ok(GeneratorSource { partitions, next: 0, payload: Vec::new() })
+    }
+}
+
+impl Source for GeneratorSource {
+    fn positions(&self) -> Vec<(PartitionId, Offset)> {
+        self.partitions.iter().map(|(p, offset, _)| (*p, *offset)).collect()
+    }
+
+    fn poll(&mut self, max_records: usize) -> Result<Polled, SourceError> {
+        // Take turns, so that every partition's event time advances together.
+        for _ in 0..self.partitions.len() {
+            let index = self.next;
+            self.next = (self.next + 1) % self.partitions.len();
+            let (partition, offset, generator) = &mut self.partitions[index];
+            let mut batch = RecordBatch::new(*partition, *offset);
+            while batch.len() < max_records && generator.next_into(&mut self.payload).is_some() {
+                batch.push(*offset, &self.payload);
+                *offset += 1;
+            }
+            if !batch.is_empty() {
+                return Ok(Polled::Records(batch));
+            }
+        }
+        Ok(Polled::Exhausted)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decode::decode;
+
+    fn sample(config: &GeneratorConfig, partition: PartitionId) -> Vec<Vec<u8>> {
+        let mut generator = Generator::new(config, partition);
+        let mut payload = Vec::new();
+        let mut out = Vec::new();
+        while generator.next_into(&mut payload).is_some() {
+            out.push(payload.clone());
+        }
+        out
+    }
+
+    #[test]
+    fn same_seed_same_bytes_other_seed_other_bytes() {
+        let config = GeneratorConfig { events: Some(500), ..GeneratorConfig::default() };
+        assert_eq!(sample(&config, 0), sample(&config, 0));
+        assert_ne!(sample(&config, 0), sample(&GeneratorConfig { seed: 7, ..config }, 0));
+    }
+
+    #[test]
+    fn good_events_decode_and_follow_the_mix() {
+        let config = GeneratorConfig { events: Some(29_000), ..GeneratorConfig::default() };
+        let mut counts = [0usize; 6];
+        for payload in sample(&config, 0) {
+            let event = decode(&payload).unwrap();
+            counts[EventType::ALL.iter().position(|k| *k == event.kind).unwrap()] += 1;
+            assert!(event.stream_id.starts_with("stream_100"));
+        }
+        for (count, weight) in counts.iter().zip(WEIGHTS) {
+            let expected = weight as usize * 1000;
+            assert!(count.abs_diff(expected) < expected / 5 + 50, "{counts:?}");
+        }
+    }
+
+    #[test]
+    fn bad_ratio_yields_refused_payloads() {
+        let config = GeneratorConfig { events: Some(2_000), bad_ratio: 0.25, ..GeneratorConfig::default() };
+        let refused = sample(&config, 0).iter().filter(|p| decode(p).is_err()).count();
+        assert!((350..650).contains(&refused), "{refused}");
+    }
+
+    #[test]
+    fn counts_split_over_partitions_exactly() {
+        let config = GeneratorConfig { events: Some(1_001), partitions: 3, ..GeneratorConfig::default() };
+        let total: usize = (0..3).map(|p| sample(&config, p).len()).sum();
+        assert_eq!(total, 1_001);
+        assert!(GeneratorConfig { partitions: 4, ..config }.validate().is_err());
+    }
+}
