@@ -199,7 +199,7 @@ impl Pipeline {
                     aggregate(events, progress.clone().broadcast(), window_config, Arc::clone(&resume), metrics);
                 let deliveries = rows
                     .inner
-                    .map(|(row, _time, diff)| Delivery::Row(row, diff))
+                    .map(|(row, time, diff)| Delivery::Row(row, time, diff))
                     .concat(dead_letters.map(Delivery::DeadLetter))
                     .concat(progress.map(Delivery::Progress))
                     .concat(checkpoint.map(Delivery::Checkpoint));

@@ -128,8 +128,11 @@ impl<S: Sink + ?Sized> Sink for Box<S> {
 /// What flows into the sink operator.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 pub enum Delivery {
-    /// A row change from the aggregate: `+1` a new value, `-1` a retracted one.
-    Row(Row, isize),
+    /// A row change from the aggregate at an epoch: `+1` a new value, `-1` a retracted one.
+    ///
+    /// Differential sends updates at their own epoch, which may be later than the epoch of the
+    /// message carrying them; the sink files them under their own.
+    Row(Row, u64, isize),
     /// A refused record.
     DeadLetter(DeadLetter),
     /// A partition's progress.
@@ -147,6 +150,7 @@ pub fn deliver<'scope>(
     resume: Arc<Checkpoint>,
     control: Control,
 ) -> StreamVec<'scope, u64, ()> {
+    let on_worker_zero = deliveries.scope().index() == 0;
     let to_worker_zero = Exchange::new(|_: &Delivery| 0);
     deliveries.unary_frontier::<CapacityContainerBuilder<Vec<()>>, _, _, _>(to_worker_zero, "Sink", move |capability, _info| {
         let mut capability = Some(capability);
@@ -156,9 +160,12 @@ pub fn deliver<'scope>(
         move |(input, frontier), _output| {
             input.for_each_stamp(|cap, batches| {
                 let Some(&epoch) = cap.least() else { return };
-                let deliveries = stash.entry(epoch).or_default();
-                for batch in batches {
-                    deliveries.append(batch);
+                for delivery in batches.flat_map(|b| b.drain(..)) {
+                    let epoch = match delivery {
+                        Delivery::Row(_, time, _) => time,
+                        _ => epoch,
+                    };
+                    stash.entry(epoch).or_default().push(delivery);
                 }
             });
             while let Some(entry) = stash.first_entry() {
@@ -181,7 +188,7 @@ pub fn deliver<'scope>(
                 }
                 None if capability.is_some() => {
                     capability = None;
-                    let finished = match assembler.unfinished_replay() {
+                    let finished = match assembler.unfinished_replay().filter(|_| on_worker_zero) {
                         Some(error) => Err(error),
                         None => sink.as_mut().map_or(Ok(()), |sink| sink.finish().map_err(Error::from)),
                     };
@@ -221,7 +228,13 @@ impl Assembler {
             .map(|p| (p.partition, p.next_offset))
             .collect();
         let held = (!replaying.is_empty()).then(Held::default);
-        Assembler { state: resume.clone(), replaying, held }
+        // The sources start again at the replay offsets; the state follows them from there.
+        let mut state = resume.clone();
+        for position in state.positions.values_mut() {
+            position.next_offset = position.replay_from;
+            position.max_ts = position.replay_max_ts;
+        }
+        Assembler { state, replaying, held }
     }
 
     /// The batch of a completed epoch, or `None` while a replay is held back.
@@ -232,7 +245,7 @@ impl Assembler {
         let mut parts = Vec::new();
         for delivery in deliveries {
             match delivery {
-                Delivery::Row(row, diff) => rows.push((row, diff)),
+                Delivery::Row(row, _, diff) => rows.push((row, diff)),
                 Delivery::DeadLetter(letter) => dead_letters.push(letter),
                 Delivery::Progress(report) => progress.push(report),
                 Delivery::Checkpoint(part) => parts.push(part),

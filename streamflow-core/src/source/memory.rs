@@ -8,6 +8,8 @@ use super::{owns, Offset, PartitionId, Polled, RecordBatch, Source, SourceError}
 #[derive(Clone, Debug, Default)]
 pub struct MemorySource {
     partitions: BTreeMap<PartitionId, (Offset, VecDeque<Vec<u8>>)>,
+    /// The partition whose turn it is.
+    turn: PartitionId,
 }
 
 impl MemorySource {
@@ -19,7 +21,17 @@ impl MemorySource {
                 partitions.entry(partition).or_default().1.push_back(payload);
             }
         }
-        MemorySource { partitions }
+        MemorySource { partitions, turn: 0 }
+    }
+
+    /// Starts `partition` at `offset`, as a resumed pipeline does.
+    pub fn skip_to(mut self, partition: PartitionId, offset: Offset) -> MemorySource {
+        if let Some((next, queue)) = self.partitions.get_mut(&partition) {
+            let skip = usize::try_from(offset - *next).unwrap_or(0).min(queue.len());
+            queue.drain(..skip);
+            *next += skip as Offset;
+        }
+        self
     }
 }
 
@@ -29,9 +41,17 @@ impl Source for MemorySource {
     }
 
     fn poll(&mut self, max_records: usize) -> Result<Polled, SourceError> {
-        let Some((&partition, (next, queue))) = self.partitions.iter_mut().find(|(_, (_, q))| !q.is_empty()) else {
+        // Take turns, so that the partitions' event times advance together, as in a live log.
+        let waiting = |(partition, (_, queue)): (&PartitionId, &(Offset, VecDeque<Vec<u8>>))| {
+            (!queue.is_empty()).then_some(*partition)
+        };
+        let turn = self.turn;
+        let Some(partition) = self.partitions.range(turn..).find_map(waiting).or_else(|| self.partitions.iter().find_map(waiting))
+        else {
             return Ok(Polled::Exhausted);
         };
+        self.turn = partition + 1;
+        let (next, queue) = self.partitions.get_mut(&partition).expect("found above");
         let mut batch = RecordBatch::new(partition, *next);
         while batch.len() < max_records {
             let Some(payload) = queue.pop_front() else { break };
