@@ -39,9 +39,9 @@ use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
 use timely::dataflow::operators::generic::OutputBuilder;
 use timely::dataflow::StreamVec;
 
+use crate::checkpoint::Checkpoint;
 use crate::event::{Cents, Event, EventTime, EventType, StreamId, UserId};
 use crate::metrics::Metrics;
-use crate::checkpoint::Checkpoint;
 use crate::source::{Offset, PartitionId};
 use crate::window::{PartitionProgress, WindowConfig, Windowed};
 
@@ -232,11 +232,12 @@ pub fn aggregate<'scope>(
             out.push((users.iter().filter(|(user, _)| user.is_some()).count() as u64, 1));
         },
     );
-    let rows = audience
-        .map(|(stream, (window, counters, active))| ((window, stream), (counters, active)))
-        .join_map(unique, move |(window, stream), (counters, active), unique| {
+    let rows = audience.map(|(stream, (window, counters, active))| ((window, stream), (counters, active))).join_map(
+        unique,
+        move |(window, stream), (counters, active), unique| {
             Row::new(*window, config.end_of(*window), stream.clone(), counters, *unique, *active)
-        });
+        },
+    );
     (rows, checkpoint)
 }
 
@@ -433,8 +434,11 @@ impl Contributions {
         let mut viewers: Vec<ViewerUpdate> = pending.viewers.into_iter().map(|v| (v, epoch, 1)).collect();
         for report in pending.progress {
             match self.partitions.get_mut(&report.partition) {
-                Some(known) if known.next_offset >= report.next_offset => {}
-                Some(known) => *known = report,
+                Some(known) => {
+                    known.next_offset = known.next_offset.max(report.next_offset);
+                    known.max_ts = known.max_ts.max(report.max_ts);
+                    known.finished |= report.finished;
+                }
                 None => {
                     self.partitions.insert(report.partition, report);
                 }
@@ -442,9 +446,13 @@ impl Contributions {
         }
 
         let mut closed_audience: FxHashMap<StreamId, i64> = FxHashMap::default();
+        // A finished partition reads nothing more, so it holds back no window while others go
+        // on; once all are finished, the watermark stays where their own clocks put it.
+        let any_unfinished = self.partitions.values().any(|p| !p.finished);
         let pipeline_watermark = self
             .partitions
             .values()
+            .filter(|p| !p.finished || !any_unfinished)
             .map(|p| p.max_ts.map(|max| self.config.watermark(max)))
             .min()
             .flatten();

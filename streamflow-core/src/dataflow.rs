@@ -11,7 +11,7 @@
 //! Timestamps are epochs: the sources cut their records into epochs, and the sink receives each
 //! completed epoch as one [`EpochBatch`](crate::EpochBatch).
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -26,7 +26,7 @@ use crate::decode::decode_batches;
 use crate::error::Error;
 use crate::metrics::{Metrics, MetricsSnapshot};
 use crate::sink::{deliver, Delivery, Sink};
-use crate::source::{self, EpochPolicy, NoSource, Offset, PartitionId, Source, SourceError};
+use crate::source::{self, NoSource, Offset, PartitionId, ReadPolicy, Source, SourceError};
 use crate::window::{window, WindowConfig};
 
 /// How a pipeline runs.
@@ -37,12 +37,12 @@ pub struct PipelineConfig {
     /// Timely worker threads.
     pub workers: usize,
     /// How records are cut into epochs.
-    pub epochs: EpochPolicy,
+    pub reading: ReadPolicy,
 }
 
 impl Default for PipelineConfig {
     fn default() -> Self {
-        PipelineConfig { window: WindowConfig::default(), workers: 1, epochs: EpochPolicy::default() }
+        PipelineConfig { window: WindowConfig::default(), workers: 1, reading: ReadPolicy::default() }
     }
 }
 
@@ -54,6 +54,7 @@ pub struct Control(Arc<ControlState>);
 #[derive(Debug, Default)]
 struct ControlState {
     stopping: AtomicBool,
+    newest_epoch: AtomicU64,
     failure: Mutex<Option<Error>>,
     metrics: Arc<Metrics>,
 }
@@ -81,6 +82,16 @@ impl Control {
             *failure = Some(error);
         }
         self.stop();
+    }
+
+    /// Records that a source opened `epoch`.
+    pub(crate) fn note_epoch(&self, epoch: u64) {
+        self.0.newest_epoch.fetch_max(epoch, Ordering::Relaxed);
+    }
+
+    /// The newest epoch any source has opened.
+    pub(crate) fn newest_epoch(&self) -> u64 {
+        self.0.newest_epoch.load(Ordering::Relaxed)
     }
 
     /// The pipeline's figures.
@@ -189,7 +200,7 @@ impl Pipeline {
             let sink = if worker.index() == 0 { sink.lock().unwrap_or_else(|e| e.into_inner()).take() } else { None };
             let probe = ProbeHandle::new();
             let resume = Arc::clone(&resume);
-            let epochs = config.epochs.clone();
+            let epochs = config.reading.clone();
             let window_config = config.window;
             worker.dataflow::<u64, _, _>(|scope| {
                 let batches = source::read(scope, reader, epochs, control.clone(), probe.clone());

@@ -55,15 +55,10 @@ impl Refusal {
 /// ```
 pub fn decode(payload: &[u8]) -> Result<Event, Refusal> {
     if payload.len() > MAX_PAYLOAD_BYTES {
-        return Err(Refusal {
-            detail: Some(format!("{} bytes", payload.len())),
-            ..Refusal::new(Reason::TooLarge)
-        });
+        return Err(Refusal { detail: Some(format!("{} bytes", payload.len())), ..Refusal::new(Reason::TooLarge) });
     }
-    let text = std::str::from_utf8(payload).map_err(|e| Refusal {
-        detail: Some(e.to_string()),
-        ..Refusal::new(Reason::NotUtf8)
-    })?;
+    let text = std::str::from_utf8(payload)
+        .map_err(|e| Refusal { detail: Some(e.to_string()), ..Refusal::new(Reason::NotUtf8) })?;
     let fields: Fields<'_> = serde_json::from_str(text).map_err(|e| {
         let reason = match e.classify() {
             serde_json::error::Category::Data => Reason::NotAnObject,
@@ -152,10 +147,8 @@ impl<'a> Fields<'a> {
         let refuse = |reason| Refusal { event_id: event_id.clone(), ..Refusal::new(reason) };
 
         let ts = match &self.ts {
-            Loose::Str(text) => EventTime::parse_rfc3339(text).map_err(|_| Refusal {
-                detail: Some(format!("ts {text:?}")),
-                ..refuse(Reason::BadTs)
-            })?,
+            Loose::Str(text) => EventTime::parse_rfc3339(text)
+                .map_err(|_| Refusal { detail: Some(format!("ts {text:?}")), ..refuse(Reason::BadTs) })?,
             Loose::Absent | Loose::Null => return Err(refuse(Reason::MissingTs)),
             _ => return Err(refuse(Reason::BadTs)),
         };
@@ -195,14 +188,7 @@ impl<'a> Fields<'a> {
             None if kind == EventType::Donation => return Err(refuse(Reason::MissingAmount)),
             None => None,
         };
-        Ok(Event {
-            ts,
-            kind,
-            stream_id,
-            user_id,
-            message_len,
-            amount: amount.filter(|_| kind == EventType::Donation),
-        })
+        Ok(Event { ts, kind, stream_id, user_id, message_len, amount: amount.filter(|_| kind == EventType::Donation) })
     }
 }
 

@@ -113,9 +113,7 @@ impl EventTime {
 
     /// The current wall-clock time.
     pub fn now() -> EventTime {
-        let since = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default();
+        let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
         EventTime(since.as_micros() as i64)
     }
 
@@ -197,13 +195,7 @@ impl fmt::Display for EventTime {
         let days = secs.div_euclid(SECONDS_PER_DAY);
         let of_day = secs.rem_euclid(SECONDS_PER_DAY);
         let (year, month, day) = civil_from_days(days);
-        write!(
-            f,
-            "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}",
-            of_day / 3600,
-            of_day / 60 % 60,
-            of_day % 60
-        )?;
+        write!(f, "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}", of_day / 3600, of_day / 60 % 60, of_day % 60)?;
         if micros != 0 {
             write!(f, ".{micros:06}")?;
         }
@@ -410,16 +402,16 @@ mod tests {
         for bad in [
             "",
             "2025-12-20",
-            "2025-12-20T18:34:38",        // no offset
-            "2025-12-20T18:34:38+0100",   // offset without colon
-            "2025-13-20T18:34:38Z",       // month
-            "2025-02-29T18:34:38Z",       // not a leap year
-            "2025-12-20T24:00:00Z",       // hour
-            "2025-12-20T18:60:00Z",       // minute
-            "2025-12-20T18:34:60Z",       // leap second
-            "2025-12-20T18:34:38+24:00",  // offset hours
-            "2025-12-20T18:34:38Zjunk",   // trailing text
-            "２０２５-12-20T18:34:38Z",   // non-ASCII digits
+            "2025-12-20T18:34:38",       // no offset
+            "2025-12-20T18:34:38+0100",  // offset without colon
+            "2025-13-20T18:34:38Z",      // month
+            "2025-02-29T18:34:38Z",      // not a leap year
+            "2025-12-20T24:00:00Z",      // hour
+            "2025-12-20T18:60:00Z",      // minute
+            "2025-12-20T18:34:60Z",      // leap second
+            "2025-12-20T18:34:38+24:00", // offset hours
+            "2025-12-20T18:34:38Zjunk",  // trailing text
+            "２０２５-12-20T18:34:38Z",  // non-ASCII digits
             "2025/12/20T18:34:38Z",
         ] {
             assert!(EventTime::parse_rfc3339(bad).is_err(), "{bad:?} was accepted");

@@ -58,7 +58,7 @@ pub use event::{Cents, Event, EventTime, EventType, StreamId, UserId};
 pub use metrics::{Metrics, MetricsSnapshot};
 pub use sink::{EpochBatch, MemorySink, RowChange, Sink, SinkError, Table};
 pub use source::{
-    EpochPolicy, FileSource, Generator, GeneratorConfig, GeneratorSource, MemorySource, Offset, PartitionId, RecordBatch,
-    Source, SourceError,
+    FileSource, Generator, GeneratorConfig, GeneratorSource, MemorySource, Offset, PartitionId, ReadPolicy,
+    RecordBatch, Source, SourceError,
 };
 pub use window::WindowConfig;

@@ -15,11 +15,23 @@ use crate::source::PartitionId;
 pub struct Metrics {
     records: AtomicU64,
     dead_letters: [AtomicU64; Reason::ALL.len()],
-    per_partition: Mutex<BTreeMap<PartitionId, u64>>,
+    per_partition: Mutex<BTreeMap<PartitionId, PartitionMetrics>>,
     pipeline_watermark: AtomicI64,
     open_windows: AtomicI64,
+    open_windows_peak: AtomicI64,
     epochs: AtomicU64,
     row_changes: AtomicU64,
+}
+
+/// What is known of one partition.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PartitionMetrics {
+    /// Records read, accepted or not.
+    pub records: u64,
+    /// The largest `ts` read.
+    pub max_ts: Option<EventTime>,
+    /// Whether a bounded source reached the partition's end.
+    pub finished: bool,
 }
 
 /// A copy of the counters at one moment.
@@ -31,12 +43,14 @@ pub struct MetricsSnapshot {
     pub accepted: u64,
     /// Dead letters by reason (only reasons seen).
     pub dead_letters: BTreeMap<Reason, u64>,
-    /// Records read per partition.
-    pub per_partition: BTreeMap<PartitionId, u64>,
+    /// Per partition: records read, event time reached.
+    pub per_partition: BTreeMap<PartitionId, PartitionMetrics>,
     /// The pipeline watermark, once every partition has one.
     pub pipeline_watermark: Option<EventTime>,
     /// (window, stream) pairs held in memory by the aggregate, across workers.
     pub open_windows: i64,
+    /// The most (window, stream) pairs held at once so far.
+    pub open_windows_peak: i64,
     /// Epochs delivered to the sink.
     pub epochs: u64,
     /// Row changes delivered to the sink.
@@ -58,6 +72,7 @@ impl Default for Metrics {
             per_partition: Mutex::default(),
             pipeline_watermark: AtomicI64::new(i64::MIN),
             open_windows: AtomicI64::new(0),
+            open_windows_peak: AtomicI64::new(0),
             epochs: AtomicU64::new(0),
             row_changes: AtomicU64::new(0),
         }
@@ -65,11 +80,23 @@ impl Default for Metrics {
 }
 
 impl Metrics {
-    /// Counts `records` read from `partition`.
-    pub fn records_read(&self, partition: PartitionId, records: u64) {
+    /// Counts `records` read from `partition`, which has now reached `max_ts`.
+    pub fn partition_read(&self, partition: PartitionId, records: u64, max_ts: Option<EventTime>, finished: bool) {
         self.records.fetch_add(records, Relaxed);
         let mut per_partition = self.per_partition.lock().unwrap_or_else(|e| e.into_inner());
-        *per_partition.entry(partition).or_default() += records;
+        let known = per_partition.entry(partition).or_default();
+        known.records += records;
+        known.max_ts = known.max_ts.max(max_ts);
+        known.finished |= finished;
+    }
+
+    /// The event time each of `partitions` has reached, and the least that any unfinished
+    /// partition has reached: what the source operator aligns partitions with.
+    pub fn event_times(&self, partitions: &[PartitionId]) -> (Vec<Option<EventTime>>, Option<EventTime>) {
+        let per_partition = self.per_partition.lock().unwrap_or_else(|e| e.into_inner());
+        let slowest = per_partition.values().filter(|p| !p.finished).map(|p| p.max_ts).min().flatten();
+        let own = partitions.iter().map(|p| per_partition.get(p).and_then(|m| m.max_ts)).collect();
+        (own, slowest)
     }
 
     /// Counts one dead letter.
@@ -84,7 +111,8 @@ impl Metrics {
 
     /// Adds `delta` (window, stream) pairs to those held in memory.
     pub fn add_open_windows(&self, delta: i64) {
-        self.open_windows.fetch_add(delta, Relaxed);
+        let now = self.open_windows.fetch_add(delta, Relaxed) + delta;
+        self.open_windows_peak.fetch_max(now, Relaxed);
     }
 
     /// Counts one epoch delivered with `row_changes` changed rows.
@@ -109,6 +137,7 @@ impl Metrics {
             per_partition: self.per_partition.lock().unwrap_or_else(|e| e.into_inner()).clone(),
             pipeline_watermark: (watermark != i64::MIN).then_some(EventTime(watermark)),
             open_windows: self.open_windows.load(Relaxed),
+            open_windows_peak: self.open_windows_peak.load(Relaxed),
             epochs: self.epochs.load(Relaxed),
             row_changes: self.row_changes.load(Relaxed),
         }

@@ -113,6 +113,8 @@ pub struct PartitionProgress {
     pub next_offset: Offset,
     /// The largest `ts` read so far, if any.
     pub max_ts: Option<EventTime>,
+    /// Whether the partition ended (a bounded source): it no longer holds the watermark back.
+    pub finished: bool,
 }
 
 /// The lateness state of one partition.
@@ -169,11 +171,7 @@ pub fn window<'scope>(
     config: WindowConfig,
     resume: Arc<Checkpoint>,
     metrics: Arc<Metrics>,
-) -> (
-    StreamVec<'scope, u64, Windowed>,
-    StreamVec<'scope, u64, DeadLetter>,
-    StreamVec<'scope, u64, PartitionProgress>,
-) {
+) -> (StreamVec<'scope, u64, Windowed>, StreamVec<'scope, u64, DeadLetter>, StreamVec<'scope, u64, PartitionProgress>) {
     let mut builder = OperatorBuilder::new("Window".to_owned(), decoded.scope());
     let by_partition = Exchange::new(|decoded: &DecodedBatch| u64::from(decoded.batch.partition));
     let mut input = builder.new_input(decoded, by_partition);
@@ -204,7 +202,13 @@ pub fn window<'scope>(
                                     let already_final = offset < reader.committed
                                         && resume.closed_through.is_some_and(|closed| config.end_of(window) <= closed);
                                     if !already_final {
-                                        events.give(Windowed { window, partition: batch.partition, offset, max_ts_before, event });
+                                        events.give(Windowed {
+                                            window,
+                                            partition: batch.partition,
+                                            offset,
+                                            max_ts_before,
+                                            event,
+                                        });
                                     }
                                     continue;
                                 }
@@ -229,11 +233,13 @@ pub fn window<'scope>(
                         });
                     }
                 }
-                metrics.records_read(batch.partition, batch.len() as u64);
+                let max_ts = reader.clock.max_ts();
+                metrics.partition_read(batch.partition, batch.len() as u64, max_ts, batch.finished);
                 progress.session(progress_cap).give(PartitionProgress {
                     partition: batch.partition,
                     next_offset: batch.next_offset,
-                    max_ts: reader.clock.max_ts(),
+                    max_ts,
+                    finished: batch.finished,
                 });
                 reader.next_seq += 1;
             };

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use proptest::prelude::*;
 use streamflow_core::{
-    Checkpoint, EpochBatch, EpochPolicy, EventTime, MemorySink, MemorySource, PartitionId, Pipeline, PipelineConfig,
+    Checkpoint, EpochBatch, EventTime, MemorySink, MemorySource, PartitionId, Pipeline, PipelineConfig, ReadPolicy,
     Reason, Row, Sink, SinkError, WindowConfig,
 };
 
@@ -49,8 +49,8 @@ impl Record {
 fn records() -> impl Strategy<Value = Vec<(PartitionId, Record)>> {
     let base = EventTime::parse_rfc3339("2025-12-20T18:00:00Z").unwrap().micros();
     let record = (
-        0u32..3,                                       // partition
-        0i64..1_000,                                   // step of the partition's clock, in seconds / 10
+        0u32..3,                                           // partition
+        0i64..1_000,                                       // step of the partition's clock, in seconds / 10
         prop_oneof![8 => -100i64..=0, 1 => -400i64..-100], // jitter behind the clock: within, or beyond, the lateness
         0usize..6,
         0u8..4,
@@ -167,7 +167,7 @@ fn config(workers: usize) -> PipelineConfig {
         window: WindowConfig::new(WINDOW_SECS, LATENESS_SECS).unwrap(),
         workers,
         // Tiny epochs, so that windows close and checkpoints move in the middle of the input.
-        epochs: EpochPolicy { max_records: 5, records_per_activation: 3, ..EpochPolicy::default() },
+        reading: ReadPolicy { max_records: 5, records_per_activation: 3, ..ReadPolicy::default() },
     }
 }
 

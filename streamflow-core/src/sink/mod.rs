@@ -92,7 +92,10 @@ impl SinkError {
     }
 
     /// An error with a message and its cause.
-    pub fn with_source(context: impl Into<String>, source: impl std::error::Error + Send + Sync + 'static) -> SinkError {
+    pub fn with_source(
+        context: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> SinkError {
         SinkError { context: context.into(), source: Some(Box::new(source)) }
     }
 }
@@ -152,54 +155,58 @@ pub fn deliver<'scope>(
 ) -> StreamVec<'scope, u64, ()> {
     let on_worker_zero = deliveries.scope().index() == 0;
     let to_worker_zero = Exchange::new(|_: &Delivery| 0);
-    deliveries.unary_frontier::<CapacityContainerBuilder<Vec<()>>, _, _, _>(to_worker_zero, "Sink", move |capability, _info| {
-        let mut capability = Some(capability);
-        let mut sink = sink;
-        let mut stash: BTreeMap<u64, Vec<Delivery>> = BTreeMap::new();
-        let mut assembler = Assembler::new(&resume);
-        move |(input, frontier), _output| {
-            input.for_each_stamp(|cap, batches| {
-                let Some(&epoch) = cap.least() else { return };
-                for delivery in batches.flat_map(|b| b.drain(..)) {
-                    let epoch = match delivery {
-                        Delivery::Row(_, time, _) => time,
-                        _ => epoch,
-                    };
-                    stash.entry(epoch).or_default().push(delivery);
-                }
-            });
-            while let Some(entry) = stash.first_entry() {
-                if frontier.less_equal(entry.key()) {
-                    break;
-                }
-                let (epoch, deliveries) = entry.remove_entry();
-                let Some(batch) = assembler.assemble(epoch, deliveries) else { continue };
-                control.metrics().epoch_delivered(batch.rows.len() as u64);
-                if let Some(Err(error)) = sink.as_mut().map(|sink| sink.apply(batch)) {
-                    control.fail(error.into());
-                    sink = None;
-                }
-            }
-            match frontier.frontier().first() {
-                Some(time) => {
-                    if let Some(cap) = capability.as_mut() {
-                        cap.downgrade(time);
+    deliveries.unary_frontier::<CapacityContainerBuilder<Vec<()>>, _, _, _>(
+        to_worker_zero,
+        "Sink",
+        move |capability, _info| {
+            let mut capability = Some(capability);
+            let mut sink = sink;
+            let mut stash: BTreeMap<u64, Vec<Delivery>> = BTreeMap::new();
+            let mut assembler = Assembler::new(&resume);
+            move |(input, frontier), _output| {
+                input.for_each_stamp(|cap, batches| {
+                    let Some(&epoch) = cap.least() else { return };
+                    for delivery in batches.flat_map(|b| b.drain(..)) {
+                        let epoch = match delivery {
+                            Delivery::Row(_, time, _) => time,
+                            _ => epoch,
+                        };
+                        stash.entry(epoch).or_default().push(delivery);
+                    }
+                });
+                while let Some(entry) = stash.first_entry() {
+                    if frontier.less_equal(entry.key()) {
+                        break;
+                    }
+                    let (epoch, deliveries) = entry.remove_entry();
+                    let Some(batch) = assembler.assemble(epoch, deliveries) else { continue };
+                    control.metrics().epoch_delivered(batch.rows.len() as u64);
+                    if let Some(Err(error)) = sink.as_mut().map(|sink| sink.apply(batch)) {
+                        control.fail(error.into());
+                        sink = None;
                     }
                 }
-                None if capability.is_some() => {
-                    capability = None;
-                    let finished = match assembler.unfinished_replay().filter(|_| on_worker_zero) {
-                        Some(error) => Err(error),
-                        None => sink.as_mut().map_or(Ok(()), |sink| sink.finish().map_err(Error::from)),
-                    };
-                    if let Err(error) = finished {
-                        control.fail(error);
+                match frontier.frontier().first() {
+                    Some(time) => {
+                        if let Some(cap) = capability.as_mut() {
+                            cap.downgrade(time);
+                        }
                     }
+                    None if capability.is_some() => {
+                        capability = None;
+                        let finished = match assembler.unfinished_replay().filter(|_| on_worker_zero) {
+                            Some(error) => Err(error),
+                            None => sink.as_mut().map_or(Ok(()), |sink| sink.finish().map_err(Error::from)),
+                        };
+                        if let Err(error) = finished {
+                            control.fail(error);
+                        }
+                    }
+                    None => {}
                 }
-                None => {}
             }
-        }
-    })
+        },
+    )
 }
 
 /// Turns each epoch's deliveries into a batch, keeping the whole checkpoint, and holds batches
@@ -252,12 +259,8 @@ impl Assembler {
             }
         }
         dead_letters.sort_by_key(|letter: &DeadLetter| (letter.partition, letter.offset));
-        let batch = EpochBatch {
-            epoch,
-            rows: row_changes(rows),
-            dead_letters,
-            checkpoint: self.advance(progress, parts),
-        };
+        let batch =
+            EpochBatch { epoch, rows: row_changes(rows), dead_letters, checkpoint: self.advance(progress, parts) };
 
         let Some(held) = self.held.as_mut() else { return Some(batch) };
         for change in batch.rows {
@@ -269,7 +272,8 @@ impl Assembler {
         held.checkpoint.closed_through = held.checkpoint.closed_through.max(batch.checkpoint.closed_through);
         held.checkpoint.closed_audience.extend(batch.checkpoint.closed_audience);
         let state = &self.state;
-        self.replaying.retain(|partition, committed| state.positions.get(partition).is_none_or(|p| p.next_offset < *committed));
+        self.replaying
+            .retain(|partition, committed| state.positions.get(partition).is_none_or(|p| p.next_offset < *committed));
         if !self.replaying.is_empty() {
             return None;
         }
@@ -378,7 +382,11 @@ mod tests {
         ];
         assert_eq!(
             row_changes(rows),
-            vec![RowChange::Update(row(0, "a", 2)), RowChange::Final(row(0, "b", 5)), RowChange::Update(row(60, "a", 1))]
+            vec![
+                RowChange::Update(row(0, "a", 2)),
+                RowChange::Final(row(0, "b", 5)),
+                RowChange::Update(row(60, "a", 1))
+            ]
         );
     }
 }

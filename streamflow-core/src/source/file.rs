@@ -79,12 +79,10 @@ impl Source for FileSource {
         while batch.len() < max_records {
             if !self.read_line()? {
                 self.exhausted = true;
+                batch.finished = true;
                 break;
             }
             batch.push(self.next_offset - 1, &self.line);
-        }
-        if batch.is_empty() {
-            return Ok(Polled::Exhausted);
         }
         Ok(Polled::Records(batch))
     }
@@ -98,6 +96,9 @@ mod tests {
         let mut records = Vec::new();
         while let Polled::Records(batch) = source.poll(2).unwrap() {
             records.extend(batch.iter().map(|(o, p)| (o, p.to_vec())));
+            if batch.finished {
+                break;
+            }
         }
         records
     }

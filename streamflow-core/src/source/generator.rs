@@ -115,10 +115,15 @@ impl Generator {
         }
     }
 
+    /// Whether the configured count is reached.
+    pub fn is_done(&self) -> bool {
+        self.limit.is_some_and(|limit| self.produced >= limit) || self.streams.is_empty()
+    }
+
     /// Writes the next payload into `payload` (cleared first) and returns its key, the stream
     /// it is about; `None` once the configured count is reached.
     pub fn next_into(&mut self, payload: &mut Vec<u8>) -> Option<&str> {
-        if self.limit.is_some_and(|limit| self.produced >= limit) || self.streams.is_empty() {
+        if self.is_done() {
             return None;
         }
         payload.clear();
@@ -194,9 +199,19 @@ impl Generator {
 /// The generator as a pipeline source: the partitions one worker owns.
 #[derive(Clone, Debug)]
 pub struct GeneratorSource {
-    partitions: Vec<(PartitionId, Offset, Generator)>,
+    partitions: Vec<GeneratedPartition>,
     next: usize,
     payload: Vec<u8>,
+}
+
+#[derive(Clone, Debug)]
+struct GeneratedPartition {
+    partition: PartitionId,
+    offset: Offset,
+    generator: Generator,
+    paused: bool,
+    /// Whether the batch saying the partition ended was returned.
+    finished: bool,
 }
 
 impl GeneratorSource {
@@ -205,7 +220,13 @@ impl GeneratorSource {
         config.validate()?;
         let partitions = (0..config.partitions)
             .filter(|&p| owns(p, worker, peers))
-            .map(|p| (p, 0, Generator::new(config, p)))
+            .map(|partition| GeneratedPartition {
+                partition,
+                offset: 0,
+                generator: Generator::new(config, partition),
+                paused: false,
+                finished: false,
+            })
             .collect();
         Ok(GeneratorSource { partitions, next: 0, payload: Vec::new() })
     }
@@ -213,25 +234,39 @@ impl GeneratorSource {
 
 impl Source for GeneratorSource {
     fn positions(&self) -> Vec<(PartitionId, Offset)> {
-        self.partitions.iter().map(|(p, offset, _)| (*p, *offset)).collect()
+        self.partitions.iter().map(|p| (p.partition, p.offset)).collect()
     }
 
     fn poll(&mut self, max_records: usize) -> Result<Polled, SourceError> {
         // Take turns, so that every partition's event time advances together.
+        let mut waiting = false;
         for _ in 0..self.partitions.len() {
-            let index = self.next;
+            let turn = self.next;
             self.next = (self.next + 1) % self.partitions.len();
-            let (partition, offset, generator) = &mut self.partitions[index];
-            let mut batch = RecordBatch::new(*partition, *offset);
-            while batch.len() < max_records && generator.next_into(&mut self.payload).is_some() {
-                batch.push(*offset, &self.payload);
-                *offset += 1;
+            let part = &mut self.partitions[turn];
+            if part.finished {
+                continue;
             }
-            if !batch.is_empty() {
-                return Ok(Polled::Records(batch));
+            if part.paused {
+                waiting = true;
+                continue;
             }
+            let mut batch = RecordBatch::new(part.partition, part.offset);
+            while batch.len() < max_records && part.generator.next_into(&mut self.payload).is_some() {
+                batch.push(part.offset, &self.payload);
+                part.offset += 1;
+            }
+            batch.finished = part.generator.is_done();
+            part.finished = batch.finished;
+            return Ok(Polled::Records(batch));
         }
-        Ok(Polled::Exhausted)
+        Ok(if waiting { Polled::Pending } else { Polled::Exhausted })
+    }
+
+    fn pause(&mut self, partition: PartitionId, paused: bool) {
+        if let Some(part) = self.partitions.iter_mut().find(|p| p.partition == partition) {
+            part.paused = paused;
+        }
     }
 }
 

@@ -1,35 +1,44 @@
 //! Records held in memory, for tests and for programs that bring their own events.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use super::{owns, Offset, PartitionId, Polled, RecordBatch, Source, SourceError};
 
 /// Serves the records of the partitions a worker owns, each partition's offsets counted from 0.
 #[derive(Clone, Debug, Default)]
 pub struct MemorySource {
-    partitions: BTreeMap<PartitionId, (Offset, VecDeque<Vec<u8>>)>,
+    partitions: BTreeMap<PartitionId, MemoryPartition>,
     /// The partition whose turn it is.
     turn: PartitionId,
+    paused: BTreeSet<PartitionId>,
+}
+
+#[derive(Clone, Debug, Default)]
+struct MemoryPartition {
+    next: Offset,
+    queue: VecDeque<Vec<u8>>,
+    /// Whether the batch saying the partition ended was returned.
+    finished: bool,
 }
 
 impl MemorySource {
     /// The records of `records` whose partition `worker` of `peers` owns, in their given order.
     pub fn new(records: impl IntoIterator<Item = (PartitionId, Vec<u8>)>, worker: usize, peers: usize) -> MemorySource {
-        let mut partitions: BTreeMap<PartitionId, (Offset, VecDeque<Vec<u8>>)> = BTreeMap::new();
+        let mut partitions: BTreeMap<PartitionId, MemoryPartition> = BTreeMap::new();
         for (partition, payload) in records {
             if owns(partition, worker, peers) {
-                partitions.entry(partition).or_default().1.push_back(payload);
+                partitions.entry(partition).or_default().queue.push_back(payload);
             }
         }
-        MemorySource { partitions, turn: 0 }
+        MemorySource { partitions, turn: 0, paused: BTreeSet::new() }
     }
 
     /// Starts `partition` at `offset`, as a resumed pipeline does.
     pub fn skip_to(mut self, partition: PartitionId, offset: Offset) -> MemorySource {
-        if let Some((next, queue)) = self.partitions.get_mut(&partition) {
-            let skip = usize::try_from(offset - *next).unwrap_or(0).min(queue.len());
-            queue.drain(..skip);
-            *next += skip as Offset;
+        if let Some(part) = self.partitions.get_mut(&partition) {
+            let skip = usize::try_from(offset - part.next).unwrap_or(0).min(part.queue.len());
+            part.queue.drain(..skip);
+            part.next += skip as Offset;
         }
         self
     }
@@ -37,27 +46,40 @@ impl MemorySource {
 
 impl Source for MemorySource {
     fn positions(&self) -> Vec<(PartitionId, Offset)> {
-        self.partitions.iter().map(|(&partition, (offset, _))| (partition, *offset)).collect()
+        self.partitions.iter().map(|(&partition, part)| (partition, part.next)).collect()
     }
 
     fn poll(&mut self, max_records: usize) -> Result<Polled, SourceError> {
         // Take turns, so that the partitions' event times advance together, as in a live log.
-        let waiting = |(partition, (_, queue)): (&PartitionId, &(Offset, VecDeque<Vec<u8>>))| {
-            (!queue.is_empty()).then_some(*partition)
+        let paused = &self.paused;
+        let ready = |(partition, part): (&PartitionId, &MemoryPartition)| {
+            (!part.finished && !paused.contains(partition)).then_some(*partition)
         };
         let turn = self.turn;
-        let Some(partition) = self.partitions.range(turn..).find_map(waiting).or_else(|| self.partitions.iter().find_map(waiting))
+        let Some(partition) =
+            self.partitions.range(turn..).find_map(ready).or_else(|| self.partitions.iter().find_map(ready))
         else {
-            return Ok(Polled::Exhausted);
+            let waiting = self.partitions.values().any(|part| !part.finished);
+            return Ok(if waiting { Polled::Pending } else { Polled::Exhausted });
         };
         self.turn = partition + 1;
-        let (next, queue) = self.partitions.get_mut(&partition).expect("found above");
-        let mut batch = RecordBatch::new(partition, *next);
+        let part = self.partitions.get_mut(&partition).expect("found above");
+        let mut batch = RecordBatch::new(partition, part.next);
         while batch.len() < max_records {
-            let Some(payload) = queue.pop_front() else { break };
-            batch.push(*next, &payload);
-            *next += 1;
+            let Some(payload) = part.queue.pop_front() else { break };
+            batch.push(part.next, &payload);
+            part.next += 1;
         }
+        batch.finished = part.queue.is_empty();
+        part.finished = batch.finished;
         Ok(Polled::Records(batch))
+    }
+
+    fn pause(&mut self, partition: PartitionId, paused: bool) {
+        if paused {
+            self.paused.insert(partition);
+        } else {
+            self.paused.remove(&partition);
+        }
     }
 }

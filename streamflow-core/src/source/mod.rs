@@ -9,7 +9,7 @@ mod file;
 mod generator;
 mod memory;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
@@ -44,6 +44,9 @@ pub struct RecordBatch {
     /// The offset to read after this batch (one past the last record, or further for sources
     /// that skip offsets).
     pub next_offset: Offset,
+    /// Whether the partition ends here: a bounded source has nothing more, so the partition no
+    /// longer holds the pipeline watermark back.
+    pub finished: bool,
     offsets: Vec<Offset>,
     ends: Vec<usize>,
     data: Vec<u8>,
@@ -91,7 +94,8 @@ impl RecordBatch {
 /// What a [`Source`] has for the pipeline right now.
 #[derive(Debug)]
 pub enum Polled {
-    /// Records, all of one partition.
+    /// Records, all of one partition; the last batch of a partition of a bounded source says it
+    /// is finished (it may hold no records).
     Records(RecordBatch),
     /// Nothing now; ask again later.
     Pending,
@@ -126,6 +130,11 @@ pub trait Source: Send + 'static {
 
     /// Returns records that are available now, at most about `max_records` of them.
     fn poll(&mut self, max_records: usize) -> Result<Polled, SourceError>;
+
+    /// Stops reading `partition` for now (`paused`), or reads it again. The pipeline pauses a
+    /// partition that runs too far ahead of the others in event time, so that the windows the
+    /// others keep open do not pile up. A source that cannot pause one partition may ignore it.
+    fn pause(&mut self, _partition: PartitionId, _paused: bool) {}
 }
 
 /// A source that owns no partitions: the readers of workers that have nothing to read.
@@ -141,10 +150,10 @@ impl Source for NoSource {
     }
 }
 
-/// How a source's records are cut into epochs, the unit of consistency downstream: every sink
-/// batch holds whole epochs.
+/// How the source operator reads: how records are cut into epochs (the unit of consistency
+/// downstream: every sink batch holds whole epochs), and how far it may run ahead.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct EpochPolicy {
+pub struct ReadPolicy {
     /// An epoch closes after this many records...
     pub max_records: usize,
     /// ...or when it has been open this long, whichever comes first.
@@ -155,28 +164,39 @@ pub struct EpochPolicy {
     pub poll_interval: Duration,
     /// A source does not run further ahead of the sink than this many epochs (backpressure).
     pub max_epochs_in_flight: u64,
+    /// A partition whose event time runs further ahead of the slowest partition than this is
+    /// paused until the others catch up (watermark alignment), so that the state held for open
+    /// windows stays bounded when partitions are read at different speeds, as in a backfill.
+    pub max_drift: Duration,
 }
 
-impl Default for EpochPolicy {
+impl Default for ReadPolicy {
     fn default() -> Self {
-        EpochPolicy {
+        ReadPolicy {
             max_records: 262_144,
             max_duration: Duration::from_millis(100),
             records_per_activation: 8_192,
             poll_interval: Duration::from_millis(5),
             max_epochs_in_flight: 4,
+            max_drift: Duration::from_secs(300),
         }
     }
 }
 
 /// The source operator: reads `reader` and emits its batches, at epoch 0 first an empty batch per
-/// partition to announce where each starts. It numbers each partition's batches, stops at the end
-/// of a bounded source or when `control` asks the pipeline to stop, and does not run more than
-/// `policy.max_epochs_in_flight` epochs ahead of `sink_progress`.
+/// partition to announce where each starts, and at the end of a bounded source an empty batch per
+/// partition that says it is finished. It numbers each partition's batches, and stops at the end
+/// or when `control` asks the pipeline to stop.
+///
+/// An epoch closes when it holds `policy.max_records` records or has been open for
+/// `policy.max_duration`, even empty, so that an idle worker never holds back the epochs of
+/// busy ones; an idle worker also jumps to the newest epoch any worker has opened. The operator
+/// does not run more than `policy.max_epochs_in_flight` epochs ahead of `sink_progress`, and
+/// pauses partitions that run more than `policy.max_drift` of event time ahead of the slowest.
 pub fn read<'scope>(
     scope: Scope<'scope, u64>,
     mut reader: Box<dyn Source>,
-    policy: EpochPolicy,
+    policy: ReadPolicy,
     control: Control,
     sink_progress: ProbeHandle<u64>,
 ) -> StreamVec<'scope, u64, RecordBatch> {
@@ -190,8 +210,10 @@ pub fn read<'scope>(
             batch.seq = *seq;
             *seq += 1;
         };
+        let mut finished: HashSet<PartitionId> = HashSet::new();
         let mut epoch_records = 0usize;
         let mut epoch_opened = Instant::now();
+        let max_drift = i64::try_from(policy.max_drift.as_micros()).unwrap_or(i64::MAX);
 
         move |output| {
             let Some(cap) = capability.as_mut() else { return };
@@ -199,6 +221,7 @@ pub fn read<'scope>(
                 capability = None;
                 return;
             }
+            let partitions: Vec<PartitionId> = reader.positions().into_iter().map(|(p, _)| p).collect();
             if !announced {
                 announced = true;
                 let mut session = output.session(&*cap);
@@ -213,22 +236,38 @@ pub fn read<'scope>(
                 activator.activate_after(policy.poll_interval);
                 return;
             }
+            let (event_times, slowest) = control.metrics().event_times(&partitions);
+            for (partition, event_time) in partitions.iter().zip(event_times) {
+                let ahead =
+                    event_time.zip(slowest).is_some_and(|(own, slowest)| own.micros() - slowest.micros() > max_drift);
+                reader.pause(*partition, ahead);
+            }
 
             let mut budget = policy.records_per_activation;
-            let mut pending = false;
+            let mut idle = false;
             while budget > 0 {
                 match reader.poll(budget) {
                     Ok(Polled::Records(mut batch)) => {
                         number(&mut batch);
+                        if batch.finished {
+                            finished.insert(batch.partition);
+                        }
                         budget = budget.saturating_sub(batch.len().max(1));
                         epoch_records += batch.len();
                         output.session(&*cap).give(batch);
                     }
                     Ok(Polled::Pending) => {
-                        pending = true;
+                        idle = true;
                         break;
                     }
                     Ok(Polled::Exhausted) => {
+                        // Partitions the source did not say were finished are, now.
+                        let unfinished = reader.positions().into_iter().filter(|(p, _)| !finished.contains(p));
+                        output.session(&*cap).give_iterator(unfinished.map(|(partition, offset)| {
+                            let mut batch = RecordBatch { finished: true, ..RecordBatch::new(partition, offset) };
+                            number(&mut batch);
+                            batch
+                        }));
                         capability = None;
                         return;
                     }
@@ -241,13 +280,16 @@ pub fn read<'scope>(
             }
 
             let full = epoch_records >= policy.max_records;
-            let old = epoch_records > 0 && epoch_opened.elapsed() >= policy.max_duration;
-            if full || old {
-                cap.downgrade(&(epoch + 1));
+            let old = epoch_opened.elapsed() >= policy.max_duration;
+            let newest = control.newest_epoch();
+            if full || old || (idle && newest > epoch) {
+                let next = if idle { newest.max(epoch + 1) } else { epoch + 1 };
+                cap.downgrade(&next);
+                control.note_epoch(next);
                 epoch_records = 0;
                 epoch_opened = Instant::now();
             }
-            if pending {
+            if idle {
                 activator.activate_after(policy.poll_interval);
             } else {
                 activator.activate();
