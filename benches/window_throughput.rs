@@ -6,10 +6,11 @@
 //! `cargo bench --bench window_throughput` prints each as `thrpt: … Melem/s` (events/s).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput};
 use streamflow_core::aggregate::aggregate;
 use streamflow_core::decode::{decode, DecodedBatch};
 use streamflow_core::window::window;
@@ -21,6 +22,10 @@ use timely::dataflow::operators::generic::operator::source;
 use timely::dataflow::operators::vec::Broadcast;
 use timely::dataflow::operators::Probe;
 use timely::dataflow::ProbeHandle;
+
+// As in the `streamflow` binary: see its main.rs.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const EVENTS: u64 = 400_000;
 /// Records per batch and batches per epoch, as the source operator cuts them by default.
@@ -71,15 +76,30 @@ fn decoded_batches(payloads: &[(PartitionId, Vec<u8>)]) -> Vec<DecodedBatch> {
     per_partition.into_values().flatten().map(DecodedBatch::new).collect()
 }
 
-/// Window + aggregate over pre-decoded batches on `workers` workers; returns the number of row
-/// updates, so that the work cannot be skipped.
-fn aggregate_only(batches: Arc<Vec<DecodedBatch>>, workers: usize) -> usize {
+/// The batches each of `workers` workers reads: the partitions it owns.
+fn per_worker<T: Clone>(items: &[T], partition: impl Fn(&T) -> PartitionId, workers: usize) -> Vec<Vec<T>> {
+    (0..workers).map(|w| items.iter().filter(|i| partition(i) as usize % workers == w).cloned().collect()).collect()
+}
+
+/// Hands each worker its own input, taken (not cloned) inside the timed run.
+struct Inputs<T>(Mutex<Vec<Option<T>>>);
+
+impl<T> Inputs<T> {
+    fn new(per_worker: Vec<T>) -> Arc<Inputs<T>> {
+        Arc::new(Inputs(Mutex::new(per_worker.into_iter().map(Some).collect())))
+    }
+    fn take(&self, worker: usize) -> T {
+        self.0.lock().unwrap()[worker].take().expect("each worker takes its input once")
+    }
+}
+
+/// Window + aggregate over pre-decoded batches; returns the number of row updates, so that the
+/// work cannot be skipped.
+fn aggregate_only(inputs: Arc<Inputs<Vec<DecodedBatch>>>, workers: usize) -> usize {
     let guards = timely::execute(timely::Config::process(workers), move |worker| {
-        let (index, peers) = (worker.index(), worker.peers());
-        let mine: Vec<DecodedBatch> =
-            batches.iter().filter(|b| b.batch.partition as usize % peers == index).cloned().collect();
+        let mine = inputs.take(worker.index());
         let probe = ProbeHandle::new();
-        let updates = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let updates = Arc::new(AtomicUsize::new(0));
         let counted = Arc::clone(&updates);
         worker.dataflow::<u64, _, _>(|scope| {
             let decoded = source(scope, "PreDecoded", move |capability, info| {
@@ -105,7 +125,7 @@ fn aggregate_only(batches: Arc<Vec<DecodedBatch>>, workers: usize) -> usize {
             let (events, _dead, progress) = window(decoded, config, Arc::clone(&resume), Arc::clone(&metrics));
             let (rows, _checkpoint) = aggregate(events, progress.broadcast(), config, resume, metrics);
             rows.inspect(move |_| {
-                counted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                counted.fetch_add(1, Relaxed);
             })
             .inner
             .probe_with(&probe);
@@ -113,21 +133,23 @@ fn aggregate_only(batches: Arc<Vec<DecodedBatch>>, workers: usize) -> usize {
         while !probe.done() {
             worker.step();
         }
-        updates.load(std::sync::atomic::Ordering::Relaxed)
+        updates.load(Relaxed)
     })
     .unwrap();
     guards.join().into_iter().map(Result::unwrap).sum()
 }
 
-/// The whole pipeline, raw payloads to a memory sink.
-fn pipeline(payloads: Arc<Vec<(PartitionId, Vec<u8>)>>, workers: usize) -> Vec<Row> {
+/// The whole pipeline, from each worker's memory source to a memory sink.
+fn pipeline(inputs: Arc<Inputs<MemorySource>>, workers: usize) -> Vec<Row> {
     let sink = MemorySink::new();
     let table = sink.table();
     let config = PipelineConfig { workers, ..PipelineConfig::default() };
-    Pipeline::new(config)
-        .run(move |ctx| Ok(Box::new(MemorySource::new(payloads.iter().cloned(), ctx.worker, ctx.peers))), sink)
-        .unwrap();
+    Pipeline::new(config).run(move |ctx| Ok(Box::new(inputs.take(ctx.worker))), sink).unwrap();
     table.rows()
+}
+
+fn sources(payloads: &[(PartitionId, Vec<u8>)], workers: usize) -> Arc<Inputs<MemorySource>> {
+    Inputs::new((0..workers).map(|w| MemorySource::new(payloads.iter().cloned(), w, workers)).collect())
 }
 
 /// The same rows, computed plainly: one `HashMap` entry per (window, stream), one pass.
@@ -186,12 +208,12 @@ fn naive(events: &[(PartitionId, Event)]) -> Vec<Row> {
 
 fn window_throughput(c: &mut Criterion) {
     for streams in [3, 1_000] {
-        let payloads = Arc::new(workload(streams));
-        let batches = Arc::new(decoded_batches(&payloads));
+        let payloads = workload(streams);
+        let batches = decoded_batches(&payloads);
         let events: Vec<(PartitionId, Event)> =
             payloads.iter().map(|(p, bytes)| (*p, decode(bytes).unwrap())).collect();
         // The naive loop and the dataflow compute the same rows.
-        assert_eq!(naive(&events), pipeline(Arc::clone(&payloads), 2), "the naive loop and the dataflow differ");
+        assert_eq!(naive(&events), pipeline(sources(&payloads, 2), 2), "the naive loop and the dataflow differ");
 
         let mut group = c.benchmark_group(format!("{streams}_streams"));
         group.throughput(Throughput::Elements(EVENTS));
@@ -204,10 +226,14 @@ fn window_throughput(c: &mut Criterion) {
         group.bench_function("naive_hashmap_loop", |b| b.iter(|| naive(&events).len()));
         for workers in [1, 2] {
             group.bench_with_input(BenchmarkId::new("aggregate", format!("{workers}_workers")), &workers, |b, &w| {
-                b.iter(|| aggregate_only(Arc::clone(&batches), w));
+                b.iter_batched(
+                    || Inputs::new(per_worker(&batches, |b| b.batch.partition, w)),
+                    |inputs| aggregate_only(inputs, w),
+                    BatchSize::PerIteration,
+                );
             });
             group.bench_with_input(BenchmarkId::new("pipeline", format!("{workers}_workers")), &workers, |b, &w| {
-                b.iter(|| pipeline(Arc::clone(&payloads), w).len());
+                b.iter_batched(|| sources(&payloads, w), |inputs| pipeline(inputs, w).len(), BatchSize::PerIteration);
             });
         }
         group.finish();

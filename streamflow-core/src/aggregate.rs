@@ -1,32 +1,35 @@
-//! The incremental per-(window, stream) aggregate of spec §3, as differential-dataflow collections.
+//! The incremental per-(window, stream) aggregate of spec §3, as a differential-dataflow
+//! collection.
 //!
 //! ```text
-//!  Windowed events ──► Contribute (per worker, per epoch) ─┬─► counts  (stream, window) : Counters ──► reduce "Audience"
-//!                      │ pre-aggregates the epoch,          │     (running joins − leaves per stream)    │
-//!                      │ retracts closed windows            └─► viewers ((window, stream), user) ──► reduce "UniqueViewers"
-//!  progress (broadcast)┘                                                                                 │
-//!                                                        join on (window, stream) ◄──────────────────────┘
-//!                                                              ▼
-//!                                                     Row changes per epoch
+//!  Windowed events ─ exchange by stream ─► Contribute ──► counts: (stream, window) with Counters ──► reduce "Audience"
+//!                                          │ per epoch: what its events add            (running joins − leaves   │
+//!  progress (broadcast) ──────────────────►│ at close: minus everything it added        over a stream's windows)  ▼
+//!                                          └─► checkpoint parts                                          rows per epoch
 //! ```
 //!
-//! * `Counters` is the *difference type* of the counts collection: differential adds them up,
-//!   so a window's counters are the sum of its events' counters, whatever the worker and epoch.
-//! * `unique_viewers` is the number of distinct users in the viewers collection of a key; every
-//!   (window, stream) also holds a `None` user, so a window without any `user_id` still has a row.
-//! * `active_viewers` is a running sum over *all* of a stream's windows. A closed window's joins
-//!   and leaves are folded into a base record (window [`EventTime::MIN`]), so the sum stays exact
-//!   while the closed window's own records are retracted.
+//! * Events are exchanged by `stream_id`, so one worker holds each (window, stream). It adds up
+//!   the epoch's events and keeps the window's users; a user seen for the first time in the window
+//!   adds one to `unique_viewers`. A differential `distinct` over (window, stream, user) gives the
+//!   same number but carries every user through the arrangements twice (in, and out at close);
+//!   counting where the key lives carries none (see the benchmark note in `docs/decisions.md`).
+//! * [`Counters`] is the *difference type* of the counts collection: differential adds them up,
+//!   so a window's counters are the sum of what its epochs added.
+//! * `active_viewers` is a running sum over *all* of a stream's windows, computed by the
+//!   `Audience` reduce: a late join updates every later window of the stream. A closed window's
+//!   joins and leaves are folded into a base record (window [`EventTime::MIN`]), so the sum stays
+//!   exact while the closed window's own records are retracted.
 //!
 //! **Closing.** When the pipeline watermark (the least partition watermark) passes a window's end,
-//! every worker retracts exactly what it contributed to that window, at the epoch after the one
-//! whose progress moved the watermark. Every worker sees the same broadcast progress, so all
-//! retract at the same epoch, and the row disappears at once: the sink reads a pure retraction as
-//! "this row is final". No accepted event can fall into a closed window: its partition's watermark
-//! was already at or past the pipeline watermark when it was read, and its window ends after that.
-//! State therefore stays bounded by the open windows.
+//! the worker holding it retracts exactly what it added, at the epoch after the one whose progress
+//! moved the watermark. Every worker sees the same broadcast progress, so all close at the same
+//! epoch, and the row disappears at once: the sink reads a pure retraction as "this row is final".
+//! No accepted event can fall into a closed window: its partition's watermark was already at or
+//! past the pipeline watermark when it was read, and its window ends after that. State therefore
+//! stays bounded by the open windows.
 
 use std::collections::BTreeMap;
+use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
 use differential_dataflow::difference::{Abelian, IsZero, Monoid, Semigroup};
@@ -34,7 +37,7 @@ use differential_dataflow::{AsCollection, VecCollection};
 use rustc_hash::{FxHashMap, FxHashSet};
 use serde::{Deserialize, Serialize};
 use timely::container::CapacityContainerBuilder;
-use timely::dataflow::channels::pact::Pipeline;
+use timely::dataflow::channels::pact::{Exchange, Pipeline};
 use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
 use timely::dataflow::operators::generic::OutputBuilder;
 use timely::dataflow::StreamVec;
@@ -62,6 +65,8 @@ pub struct Counters {
     pub viewer_joins: i64,
     /// `viewer_leave` events.
     pub viewer_leaves: i64,
+    /// Distinct users seen (each adds one when first seen in its window).
+    pub unique_viewers: i64,
 }
 
 impl Counters {
@@ -106,6 +111,7 @@ impl Semigroup for Counters {
         self.donations_cents += rhs.donations_cents;
         self.viewer_joins += rhs.viewer_joins;
         self.viewer_leaves += rhs.viewer_leaves;
+        self.unique_viewers += rhs.unique_viewers;
     }
 }
 
@@ -124,6 +130,7 @@ impl Abelian for Counters {
             donations_cents: -self.donations_cents,
             viewer_joins: -self.viewer_joins,
             viewer_leaves: -self.viewer_leaves,
+            unique_viewers: -self.unique_viewers,
         };
     }
 }
@@ -164,7 +171,6 @@ impl Row {
         window_end: EventTime,
         stream_id: StreamId,
         counters: &Counters,
-        unique_viewers: u64,
         active_viewers: u64,
     ) -> Row {
         let count = |n: i64| u64::try_from(n).unwrap_or(0);
@@ -179,7 +185,7 @@ impl Row {
             viewer_joins: count(counters.viewer_joins),
             viewer_leaves: count(counters.viewer_leaves),
             net_viewer_delta: counters.net_viewers(),
-            unique_viewers,
+            unique_viewers: count(counters.unique_viewers),
             active_viewers,
         }
     }
@@ -212,42 +218,27 @@ pub fn aggregate<'scope>(
     resume: Arc<Checkpoint>,
     metrics: Arc<Metrics>,
 ) -> (VecCollection<'scope, u64, Row>, StreamVec<'scope, u64, CheckpointPart>) {
-    let (counts, viewers, checkpoint) = contribute(events, progress, config, resume, metrics);
-
-    let audience = counts.reduce_named(
+    let (counts, checkpoint) = contribute(events, progress, config, resume, metrics);
+    let rows = counts.reduce_named(
         "Audience",
-        |_stream, windows: &[(&EventTime, Counters)], out: &mut Vec<((EventTime, Counters, u64), isize)>| {
+        move |stream, windows: &[(&EventTime, Counters)], out: &mut Vec<(Row, isize)>| {
             let mut running = 0i64;
-            for (window, counters) in windows {
+            for &(&window, counters) in windows {
                 running += counters.net_viewers();
-                if **window != EventTime::MIN {
-                    out.push(((**window, *counters, u64::try_from(running).unwrap_or(0)), 1));
+                if window != EventTime::MIN {
+                    let active = u64::try_from(running).unwrap_or(0);
+                    out.push((Row::new(window, config.end_of(window), stream.clone(), &counters, active), 1));
                 }
             }
         },
     );
-    let unique = viewers.reduce_named(
-        "UniqueViewers",
-        |_key, users: &[(&Option<UserId>, isize)], out: &mut Vec<(u64, isize)>| {
-            out.push((users.iter().filter(|(user, _)| user.is_some()).count() as u64, 1));
-        },
-    );
-    let rows = audience.map(|(stream, (window, counters, active))| ((window, stream), (counters, active))).join_map(
-        unique,
-        move |(window, stream), (counters, active), unique| {
-            Row::new(*window, config.end_of(*window), stream.clone(), counters, *unique, *active)
-        },
-    );
-    (rows, checkpoint)
+    (rows.map(|(_stream, row)| row), checkpoint)
 }
 
 /// Counts, keyed by stream with the window as value, so one reduce sees a stream's windows in order.
 type Counts<'scope> = VecCollection<'scope, u64, (StreamId, EventTime), Counters>;
-/// Users seen per (window, stream), plus one `None` per pair.
-type Viewers<'scope> = VecCollection<'scope, u64, ((EventTime, StreamId), Option<UserId>)>;
 
 type CountUpdate = ((StreamId, EventTime), u64, Counters);
-type ViewerUpdate = (((EventTime, StreamId), Option<UserId>), u64, isize);
 type Output<D> = OutputBuilder<u64, CapacityContainerBuilder<Vec<D>>>;
 
 /// The `Contribute` operator: turns this worker's events into updates of the two collections,
@@ -258,16 +249,19 @@ fn contribute<'scope>(
     config: WindowConfig,
     resume: Arc<Checkpoint>,
     metrics: Arc<Metrics>,
-) -> (Counts<'scope>, Viewers<'scope>, StreamVec<'scope, u64, CheckpointPart>) {
+) -> (Counts<'scope>, StreamVec<'scope, u64, CheckpointPart>) {
     let worker = events.scope().index();
     let mut builder = OperatorBuilder::new("Contribute".to_owned(), events.scope());
-    let mut events_in = builder.new_input(events, Pipeline);
+    let by_stream = Exchange::new(|windowed: &Windowed| {
+        let mut hasher = rustc_hash::FxHasher::default();
+        windowed.event.stream_id.hash(&mut hasher);
+        hasher.finish()
+    });
+    let mut events_in = builder.new_input(events, by_stream);
     let mut progress_in = builder.new_input(progress, Pipeline);
     let (counts_out, counts) = builder.new_output();
-    let (viewers_out, viewers) = builder.new_output();
     let (checkpoint_out, checkpoint) = builder.new_output();
     let mut counts_out: Output<CountUpdate> = OutputBuilder::from(counts_out);
-    let mut viewers_out: Output<ViewerUpdate> = OutputBuilder::from(viewers_out);
     let mut checkpoint_out: Output<CheckpointPart> = OutputBuilder::from(checkpoint_out);
 
     builder.build(move |capabilities| {
@@ -299,13 +293,11 @@ fn contribute<'scope>(
             // never earlier than the capabilities they are sent under.
             let complete = |epoch: &u64| frontiers.iter().all(|f| !f.less_equal(epoch));
             let mut counts_handle = counts_out.activate();
-            let mut viewers_handle = viewers_out.activate();
             let mut checkpoint_handle = checkpoint_out.activate();
             while let Some(epoch) = state.oldest_pending().filter(complete) {
-                let flushed = state.flush(epoch);
-                counts_handle.session(&caps[0].delayed(&epoch)).give_iterator(flushed.counts.into_iter());
-                viewers_handle.session(&caps[1].delayed(&epoch)).give_iterator(flushed.viewers.into_iter());
-                checkpoint_handle.session(&caps[2].delayed(&(epoch + 1))).give(flushed.checkpoint);
+                let (counts, checkpoint) = state.flush(epoch);
+                counts_handle.session(&caps[0].delayed(&epoch)).give_iterator(counts.into_iter());
+                checkpoint_handle.session(&caps[1].delayed(&(epoch + 1))).give(checkpoint);
             }
             match frontiers.iter().filter_map(|f| f.frontier().first().copied()).min() {
                 Some(frontier) => caps.iter_mut().for_each(|cap| cap.downgrade(&frontier)),
@@ -314,7 +306,7 @@ fn contribute<'scope>(
         }
     });
 
-    (counts.as_collection(), viewers.as_collection(), checkpoint)
+    (counts.as_collection(), checkpoint)
 }
 
 /// What this worker has put into one (window, stream): what it must take out when the window closes.
@@ -336,16 +328,8 @@ struct OpenWindow {
 #[derive(Default)]
 struct Pending {
     counts: BTreeMap<EventTime, FxHashMap<StreamId, Counters>>,
-    viewers: Vec<((EventTime, StreamId), Option<UserId>)>,
     progress: Vec<PartitionProgress>,
     base: Vec<CountUpdate>,
-}
-
-/// What a completed epoch sends.
-struct Flushed {
-    counts: Vec<CountUpdate>,
-    viewers: Vec<ViewerUpdate>,
-    checkpoint: CheckpointPart,
 }
 
 /// The state of the `Contribute` operator on one worker.
@@ -398,18 +382,17 @@ impl Contributions {
                 Some(contribution) => contribution,
                 None => {
                     opened += 1;
-                    pending.viewers.push(((window, event.stream_id.clone()), None));
                     open.streams.entry(event.stream_id.clone()).or_default()
                 }
             };
-            let counters = Counters::of(&event);
-            contribution.counters.plus_equals(&counters);
+            let mut counters = Counters::of(&event);
             if let Some(user) = event.user_id {
                 if !contribution.users.contains(&user) {
-                    contribution.users.insert(user.clone());
-                    pending.viewers.push(((window, event.stream_id.clone()), Some(user)));
+                    contribution.users.insert(user);
+                    counters.unique_viewers = 1;
                 }
             }
+            contribution.counters.plus_equals(&counters);
             let window_counts = pending.counts.entry(window).or_default();
             match window_counts.get_mut(event.stream_id.as_str()) {
                 Some(sum) => sum.plus_equals(&counters),
@@ -423,7 +406,7 @@ impl Contributions {
 
     /// The updates of a completed epoch: its contributions at `epoch`, the retraction of the
     /// windows its progress closed at `epoch + 1`, and this worker's part of the checkpoint.
-    fn flush(&mut self, epoch: u64) -> Flushed {
+    fn flush(&mut self, epoch: u64) -> (Vec<CountUpdate>, CheckpointPart) {
         let pending = self.pending.remove(&epoch).unwrap_or_default();
         let mut counts: Vec<CountUpdate> = pending
             .counts
@@ -431,7 +414,6 @@ impl Contributions {
             .flat_map(|(window, streams)| streams.into_iter().map(move |(stream, c)| ((stream, window), epoch, c)))
             .chain(pending.base)
             .collect();
-        let mut viewers: Vec<ViewerUpdate> = pending.viewers.into_iter().map(|v| (v, epoch, 1)).collect();
         for report in pending.progress {
             match self.partitions.get_mut(&report.partition) {
                 Some(known) => {
@@ -476,10 +458,6 @@ impl Contributions {
                         *closed_audience.entry(stream.clone()).or_default() += audience.net_viewers();
                         counts.push(((stream.clone(), EventTime::MIN), next, audience));
                     }
-                    viewers.push((((window, stream.clone()), None), next, -1));
-                    for user in contribution.users {
-                        viewers.push((((window, stream.clone()), Some(user)), next, -1));
-                    }
                 }
             }
             self.metrics.add_open_windows(-closed);
@@ -495,10 +473,6 @@ impl Contributions {
             .collect();
         let mut closed_audience: Vec<(StreamId, i64)> = closed_audience.into_iter().collect();
         closed_audience.sort();
-        Flushed {
-            counts,
-            viewers,
-            checkpoint: CheckpointPart { closed_through: self.closed_through, replay, closed_audience },
-        }
+        (counts, CheckpointPart { closed_through: self.closed_through, replay, closed_audience })
     }
 }

@@ -140,11 +140,12 @@ struct Fields<'a> {
 impl<'a> Fields<'a> {
     fn check(self) -> Result<Event, Refusal> {
         let event_id = match &self.event_id {
-            Loose::Str(id) => Some(id.to_string()),
+            Loose::Str(id) => Some(id.as_ref()),
             Loose::Absent | Loose::Null => None,
             _ => return Err(Refusal::new(Reason::BadEventId)),
         };
-        let refuse = |reason| Refusal { event_id: event_id.clone(), ..Refusal::new(reason) };
+        // The id is copied only into a refusal; an accepted event does not keep it.
+        let refuse = |reason| Refusal { event_id: event_id.map(str::to_owned), ..Refusal::new(reason) };
 
         let ts = match &self.ts {
             Loose::Str(text) => EventTime::parse_rfc3339(text)

@@ -367,7 +367,7 @@ mod tests {
 
     fn row(window: i64, stream: &str, events: i64) -> Row {
         let counters = Counters { events, ..Counters::default() };
-        Row::new(EventTime::from_secs(window), EventTime::from_secs(window + 60), stream.into(), &counters, 0, 0)
+        Row::new(EventTime::from_secs(window), EventTime::from_secs(window + 60), stream.into(), &counters, 0)
     }
 
     #[test]
