@@ -38,6 +38,9 @@ pub struct GeneratorConfig {
     pub late_ratio: f64,
     /// The share of malformed payloads, of several kinds.
     pub bad_ratio: f64,
+    /// Whether event time follows the wall clock: an event is released only once its `ts` has
+    /// come, so `event_rate` is also the rate in events per second of real time.
+    pub real_time: bool,
 }
 
 impl Default for GeneratorConfig {
@@ -52,6 +55,7 @@ impl Default for GeneratorConfig {
             partitions: 1,
             late_ratio: 0.0,
             bad_ratio: 0.0,
+            real_time: false,
         }
     }
 }
@@ -115,6 +119,11 @@ impl Generator {
         }
     }
 
+    /// The event time of the next event (before any lateness is applied to it).
+    pub fn next_time(&self) -> EventTime {
+        self.start.plus_micros((self.produced as f64 * self.step_micros) as i64)
+    }
+
     /// Whether the configured count is reached.
     pub fn is_done(&self) -> bool {
         self.limit.is_some_and(|limit| self.produced >= limit) || self.streams.is_empty()
@@ -127,7 +136,7 @@ impl Generator {
             return None;
         }
         payload.clear();
-        let now = self.start.plus_micros((self.produced as f64 * self.step_micros) as i64);
+        let now = self.next_time();
         self.produced += 1;
 
         let stream = self.rng.random_range(0..self.streams.len());
@@ -202,6 +211,7 @@ pub struct GeneratorSource {
     partitions: Vec<GeneratedPartition>,
     next: usize,
     payload: Vec<u8>,
+    real_time: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -228,7 +238,7 @@ impl GeneratorSource {
                 finished: false,
             })
             .collect();
-        Ok(GeneratorSource { partitions, next: 0, payload: Vec::new() })
+        Ok(GeneratorSource { partitions, next: 0, payload: Vec::new(), real_time: config.real_time })
     }
 }
 
@@ -251,8 +261,16 @@ impl Source for GeneratorSource {
                 waiting = true;
                 continue;
             }
+            let due = if self.real_time { EventTime::now() } else { EventTime(i64::MAX) };
+            if part.generator.next_time() > due {
+                waiting = true;
+                continue;
+            }
             let mut batch = RecordBatch::new(part.partition, part.offset);
-            while batch.len() < max_records && part.generator.next_into(&mut self.payload).is_some() {
+            while batch.len() < max_records
+                && part.generator.next_time() <= due
+                && part.generator.next_into(&mut self.payload).is_some()
+            {
                 batch.push(part.offset, &self.payload);
                 part.offset += 1;
             }

@@ -19,6 +19,7 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
         partitions: 1,
         late_ratio: args.late_ratio,
         bad_ratio: args.bad_ratio,
+        real_time: false,
     };
     config.validate()?;
     let mut out: Box<dyn Write> = if args.output.as_os_str() == "-" {

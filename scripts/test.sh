@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Installs what the tests need when it is missing (PostgreSQL; the tansu Kafka-protocol broker),
+# then runs every test of the workspace: unit, integration, end-to-end and documentation tests.
+# Extra arguments go to `cargo test` (for example a test name).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/install-test-deps.sh
+export STREAMFLOW_TOOLS_DIR=${STREAMFLOW_TOOLS_DIR:-$HOME/.cache/streamflow/tools}
+cargo test --workspace --locked "$@"
