@@ -10,7 +10,8 @@
 //! * [`decode`]: bytes to an [`Event`], or a [`Reason`] the record is refused.
 //! * [`window`]: event-time tumbling windows, per-partition watermarks and lateness.
 //! * [`aggregate`]: the incremental per-(window, stream) [`Row`] in differential collections.
-//! * [`sink`]: where results go ([`Sink`]); [`MemorySink`] keeps a live table.
+//! * [`sink`]: where results go ([`Sink`]); [`MemorySink`] keeps a live table, [`PostgresSink`]
+//!   upserts into PostgreSQL exactly once.
 //! * [`dataflow`]: the [`Pipeline`] that wires them on worker threads, and [`checkpoint`], what a
 //!   restart needs to deliver every result exactly once.
 //!
@@ -56,7 +57,7 @@ pub use dead_letter::{DeadLetter, Reason};
 pub use error::Error;
 pub use event::{Cents, Event, EventTime, EventType, StreamId, UserId};
 pub use metrics::{Metrics, MetricsSnapshot};
-pub use sink::{EpochBatch, MemorySink, RowChange, Sink, SinkError, Table};
+pub use sink::{EpochBatch, MemorySink, PostgresConfig, PostgresSink, RowChange, Sink, SinkError, Table};
 pub use source::{
     FileSource, Generator, GeneratorConfig, GeneratorSource, MemorySource, Offset, PartitionId, ReadPolicy,
     RecordBatch, Source, SourceError,

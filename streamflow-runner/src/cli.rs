@@ -39,14 +39,35 @@ pub struct PipelineArgs {
     pub workers: usize,
 }
 
+/// Where results go when they go to PostgreSQL.
+#[derive(Debug, Clone, Args)]
+pub struct DatabaseArgs {
+    /// Write into this PostgreSQL database (`postgres://user:password@host:port/database`),
+    /// exactly once: a run started again resumes where the last one stopped.
+    #[arg(long, env = "DATABASE_URL")]
+    pub database_url: Option<String>,
+    /// The name this pipeline's offsets, checkpoints and dead letters are stored under.
+    #[arg(long, env = "PIPELINE_NAME", default_value = "streamflow")]
+    pub pipeline_name: String,
+    /// Milliseconds between two commits to the database.
+    #[arg(long, env = "COMMIT_INTERVAL_MS", default_value_t = 500)]
+    pub commit_interval_ms: u64,
+}
+
 /// `streamflow replay`.
 #[derive(Debug, Args)]
 pub struct ReplayArgs {
-    /// The JSON-lines file to read, one event per line; `-` for standard input.
+    /// The JSON-lines file to read, one event per line; `-` for standard input. Its offsets are
+    /// line numbers counted from 0, in one partition.
     #[arg(long, short)]
     pub input: PathBuf,
+    /// The name the input's offsets are stored under in the database (default: the file's name).
+    #[arg(long)]
+    pub topic: Option<String>,
     #[command(flatten)]
     pub pipeline: PipelineArgs,
+    #[command(flatten)]
+    pub database: DatabaseArgs,
 }
 
 /// `streamflow generate`.

@@ -11,6 +11,7 @@
 //! delivers them as one batch.
 
 mod memory;
+pub mod postgres;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -21,6 +22,7 @@ use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::StreamVec;
 
 pub use memory::{MemorySink, Table, TableRow};
+pub use postgres::{PostgresConfig, PostgresSink};
 
 use crate::aggregate::{CheckpointPart, Row};
 use crate::checkpoint::{Checkpoint, PartitionPosition};
@@ -73,6 +75,30 @@ impl EpochBatch {
     /// Whether the batch changes nothing.
     pub fn is_empty(&self) -> bool {
         self.rows.is_empty() && self.dead_letters.is_empty() && self.checkpoint.is_empty()
+    }
+
+    /// Folds a later batch into this one: the pair then says what both epochs changed, with the
+    /// later values where both changed the same row or checkpoint entry. A sink that commits
+    /// less often than epochs complete writes the merged batch.
+    pub fn absorb(&mut self, later: EpochBatch) {
+        self.epoch = later.epoch;
+        if self.rows.is_empty() {
+            self.rows = later.rows;
+        } else if !later.rows.is_empty() {
+            let mut rows: BTreeMap<(EventTime, StreamId), RowChange> = std::mem::take(&mut self.rows)
+                .into_iter()
+                .map(|change| ((change.row().window_start, change.row().stream_id.clone()), change))
+                .collect();
+            for change in later.rows {
+                rows.insert((change.row().window_start, change.row().stream_id.clone()), change);
+            }
+            self.rows = rows.into_values().collect();
+        }
+        self.dead_letters.extend(later.dead_letters);
+        let checkpoint = later.checkpoint;
+        self.checkpoint.positions.extend(checkpoint.positions);
+        self.checkpoint.closed_through = self.checkpoint.closed_through.max(checkpoint.closed_through);
+        self.checkpoint.closed_audience.extend(checkpoint.closed_audience);
     }
 }
 
@@ -215,15 +241,9 @@ struct Assembler {
     state: Checkpoint,
     /// Per partition, the offset a replay must reach before anything is delivered.
     replaying: BTreeMap<PartitionId, crate::source::Offset>,
-    held: Option<Held>,
-}
-
-/// Batches held back during a replay, merged.
-#[derive(Default)]
-struct Held {
-    rows: BTreeMap<(EventTime, StreamId), RowChange>,
-    dead_letters: Vec<DeadLetter>,
-    checkpoint: Checkpoint,
+    /// Batches held back during a replay, merged.
+    held: Option<EpochBatch>,
+    started: std::time::Instant,
 }
 
 impl Assembler {
@@ -234,14 +254,14 @@ impl Assembler {
             .filter(|p| p.replay_from < p.next_offset)
             .map(|p| (p.partition, p.next_offset))
             .collect();
-        let held = (!replaying.is_empty()).then(Held::default);
+        let held = (!replaying.is_empty()).then(EpochBatch::default);
         // The sources start again at the replay offsets; the state follows them from there.
         let mut state = resume.clone();
         for position in state.positions.values_mut() {
             position.next_offset = position.replay_from;
             position.max_ts = position.replay_max_ts;
         }
-        Assembler { state, replaying, held }
+        Assembler { state, replaying, held, started: std::time::Instant::now() }
     }
 
     /// The batch of a completed epoch, or `None` while a replay is held back.
@@ -263,27 +283,15 @@ impl Assembler {
             EpochBatch { epoch, rows: row_changes(rows), dead_letters, checkpoint: self.advance(progress, parts) };
 
         let Some(held) = self.held.as_mut() else { return Some(batch) };
-        for change in batch.rows {
-            let row = change.row();
-            held.rows.insert((row.window_start, row.stream_id.clone()), change);
-        }
-        held.dead_letters.extend(batch.dead_letters);
-        held.checkpoint.positions.extend(batch.checkpoint.positions);
-        held.checkpoint.closed_through = held.checkpoint.closed_through.max(batch.checkpoint.closed_through);
-        held.checkpoint.closed_audience.extend(batch.checkpoint.closed_audience);
+        held.absorb(batch);
         let state = &self.state;
         self.replaying
             .retain(|partition, committed| state.positions.get(partition).is_none_or(|p| p.next_offset < *committed));
         if !self.replaying.is_empty() {
             return None;
         }
-        let held = self.held.take().unwrap_or_default();
-        Some(EpochBatch {
-            epoch,
-            rows: held.rows.into_values().collect(),
-            dead_letters: held.dead_letters,
-            checkpoint: held.checkpoint,
-        })
+        tracing::info!(seconds = self.started.elapsed().as_secs_f64(), "Replay caught up with the committed offsets.");
+        self.held.take()
     }
 
     /// Applies an epoch's progress and checkpoint parts to the state; returns what changed.

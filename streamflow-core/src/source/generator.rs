@@ -240,6 +240,16 @@ impl GeneratorSource {
             .collect();
         Ok(GeneratorSource { partitions, next: 0, payload: Vec::new(), real_time: config.real_time })
     }
+
+    /// Starts `partition` at `offset`, as a resumed pipeline does: the sequence is deterministic,
+    /// so the events before `offset` are generated again and dropped.
+    pub fn skip_to(&mut self, partition: PartitionId, offset: Offset) {
+        if let Some(part) = self.partitions.iter_mut().find(|p| p.partition == partition) {
+            while part.offset < offset && part.generator.next_into(&mut self.payload).is_some() {
+                part.offset += 1;
+            }
+        }
+    }
 }
 
 impl Source for GeneratorSource {

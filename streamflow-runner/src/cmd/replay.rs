@@ -1,11 +1,18 @@
-//! `streamflow replay`: the pipeline over a JSON-lines file, the final rows as CSV.
+//! `streamflow replay`: the pipeline over a JSON-lines file; the final rows as CSV, or into
+//! PostgreSQL exactly once with `--database-url`.
 
 use std::io::{self, BufWriter, Write};
-use std::time::Instant;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use streamflow_core::sink::postgres::redacted;
 use streamflow_core::source::NoSource;
-use streamflow_core::{FileSource, MemorySink, Pipeline, PipelineConfig, Row, WindowConfig};
+use streamflow_core::{
+    FileSource, MemorySink, MetricsSnapshot, Pipeline, PipelineConfig, PostgresConfig, PostgresSink, Row, Source,
+    SourceContext, SourceError, WindowConfig,
+};
 
 use crate::cli::{PipelineArgs, ReplayArgs};
 
@@ -15,46 +22,66 @@ viewer_joins,viewer_leaves,net_viewer_delta,unique_viewers,active_viewers";
 
 pub fn run(args: ReplayArgs) -> anyhow::Result<()> {
     let config = pipeline_config(&args.pipeline)?;
-    tracing::info!(input = %args.input.display(), ?config, "Replaying.");
+    tracing::info!(input = %args.input.display(), ?config, database = ?args.database.database_url.as_deref().map(redacted),
+        "Replaying.");
     let source = FileSource::open(&args.input).with_context(|| format!("cannot open {}", args.input.display()))?;
-    let source = std::sync::Mutex::new(Some(source));
-    let sink = MemorySink::new();
-    let table = sink.table();
+    let source = Mutex::new(Some(source));
+    let sources = move |ctx: &SourceContext| -> Result<Box<dyn Source>, SourceError> {
+        // One partition, read by the worker that owns it, from where the sink's checkpoint says.
+        let taken = ctx.owns(FileSource::PARTITION).then(|| source.lock().unwrap_or_else(|e| e.into_inner()).take());
+        match taken.flatten() {
+            Some(source) => Ok(Box::new(source.resume_at(ctx.start_offset(FileSource::PARTITION).unwrap_or(0))?)),
+            None => Ok(Box::new(NoSource)),
+        }
+    };
     let started = Instant::now();
-    let metrics = Pipeline::new(config)
-        .run(
-            move |ctx| {
-                // One partition, read by the worker that owns it.
-                let taken =
-                    ctx.owns(FileSource::PARTITION).then(|| source.lock().unwrap_or_else(|e| e.into_inner()).take());
-                match taken.flatten() {
-                    Some(source) => {
-                        Ok(Box::new(source.resume_at(ctx.start_offset(FileSource::PARTITION).unwrap_or(0))?))
-                    }
-                    None => Ok(Box::new(NoSource)),
-                }
-            },
-            sink,
-        )
-        .context("the replay failed")?;
-    let elapsed = started.elapsed();
 
-    let mut out = BufWriter::new(io::stdout().lock());
-    write_csv(&mut out, &table.rows()).context("cannot write the rows")?;
-    out.flush().context("cannot write the rows")?;
+    let Some(url) = &args.database.database_url else {
+        let sink = MemorySink::new();
+        let table = sink.table();
+        let metrics = Pipeline::new(config).run(sources, sink).context("the replay failed")?;
+        report(&metrics, started.elapsed());
+        let mut out = BufWriter::new(io::stdout().lock());
+        write_csv(&mut out, &table.rows()).context("cannot write the rows")?;
+        return out.flush().context("cannot write the rows");
+    };
 
-    let dead = metrics.dead_letters_total();
+    let topic = args.topic.clone().unwrap_or_else(|| match args.input.file_name() {
+        Some(name) if args.input.as_os_str() != "-" => name.to_string_lossy().into_owned(),
+        _ => "stdin".to_owned(),
+    });
+    let mut sink_config = PostgresConfig::new(url, &args.database.pipeline_name, topic);
+    sink_config.commit_interval = Duration::from_millis(args.database.commit_interval_ms);
+    let sink = PostgresSink::connect(sink_config).context("cannot use the database")?;
+    let stats = sink.stats();
+    let metrics = Pipeline::new(config).run(sources, sink).context("the replay failed")?;
+    report(&metrics, started.elapsed());
+    let ms = |q: f64| stats.commit_latency(q).map_or(f64::NAN, |d| d.as_secs_f64() * 1e3);
     eprintln!(
-        "replayed {} records ({} accepted, {dead} dead letters) in {:.2} s: {:.0} records/s",
+        "postgres: {} commits, {} row upserts, {} dead letters, {} retries; commit latency p50 {:.1} ms, p99 {:.1} ms",
+        stats.commits.load(Relaxed),
+        stats.rows_written.load(Relaxed),
+        stats.dead_letters_written.load(Relaxed),
+        stats.retries.load(Relaxed),
+        ms(0.5),
+        ms(0.99),
+    );
+    Ok(())
+}
+
+/// The replay's figures on standard error.
+fn report(metrics: &MetricsSnapshot, elapsed: Duration) {
+    eprintln!(
+        "replayed {} records ({} accepted, {} dead letters) in {:.2} s: {:.0} records/s",
         metrics.records,
         metrics.accepted,
+        metrics.dead_letters_total(),
         elapsed.as_secs_f64(),
         metrics.records as f64 / elapsed.as_secs_f64().max(1e-9),
     );
     for (reason, count) in &metrics.dead_letters {
         eprintln!("dead letters\t{reason}\t{count}");
     }
-    Ok(())
 }
 
 /// The pipeline configuration the flags describe.

@@ -1,0 +1,1 @@
+streamflow-core/sql

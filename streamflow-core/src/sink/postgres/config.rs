@@ -1,0 +1,85 @@
+//! How the Postgres sink connects and commits.
+
+use std::time::Duration;
+
+/// The Postgres sink's settings.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PostgresConfig {
+    /// `postgres://user:password@host:port/database`.
+    pub url: String,
+    /// The pipeline's name: its offsets, checkpoints and dead letters are stored under it.
+    pub pipeline: String,
+    /// The name of the source whose offsets are stored (a Kafka topic, an input file).
+    pub topic: String,
+    /// At most one transaction per interval: the epochs completed meanwhile are merged into it.
+    pub commit_interval: Duration,
+    /// The first wait before retrying after a failure that may pass (the database is down or
+    /// restarting); it doubles up to `max_backoff`.
+    pub min_backoff: Duration,
+    /// The longest wait between two retries.
+    pub max_backoff: Duration,
+    /// Epoch batches waiting to be committed before the pipeline waits for the database.
+    pub max_pending_batches: usize,
+}
+
+impl PostgresConfig {
+    /// The default commit interval: 500 ms.
+    pub const DEFAULT_COMMIT_INTERVAL: Duration = Duration::from_millis(500);
+
+    /// Settings for `url`, `pipeline` and `topic`, the rest at their defaults.
+    pub fn new(url: impl Into<String>, pipeline: impl Into<String>, topic: impl Into<String>) -> PostgresConfig {
+        PostgresConfig {
+            url: url.into(),
+            pipeline: pipeline.into(),
+            topic: topic.into(),
+            commit_interval: Self::DEFAULT_COMMIT_INTERVAL,
+            min_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_secs(10),
+            max_pending_batches: 64,
+        }
+    }
+
+    /// The next wait after `current`.
+    pub(super) fn next_backoff(&self, current: Duration) -> Duration {
+        (current * 2).clamp(self.min_backoff, self.max_backoff)
+    }
+}
+
+/// The URL without its password, for logs.
+pub fn redacted(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let credentials = &url[scheme + 3..at];
+            match credentials.find(':') {
+                Some(colon) => format!("{}{}:***{}", &url[..scheme + 3], &credentials[..colon], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_do_not_reach_the_logs() {
+        assert_eq!(redacted("postgres://rt:secret@db:5432/realtime"), "postgres://rt:***@db:5432/realtime");
+        assert_eq!(redacted("postgres://rt@db/realtime"), "postgres://rt@db/realtime");
+        assert_eq!(redacted("host=db user=rt"), "host=db user=rt");
+    }
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap() {
+        let config = PostgresConfig::new("postgres://x", "p", "t");
+        let mut wait = Duration::ZERO;
+        let waits: Vec<u128> = (0..10)
+            .map(|_| {
+                wait = config.next_backoff(wait);
+                wait.as_millis()
+            })
+            .collect();
+        assert_eq!(waits, [100, 200, 400, 800, 1600, 3200, 6400, 10000, 10000, 10000]);
+    }
+}

@@ -1,0 +1,304 @@
+//! A sink into PostgreSQL that delivers every result exactly once (spec §4, §5).
+//!
+//! ```text
+//!  worker 0: Sink operator ── apply(epoch batch) ──► bounded queue ──► committer thread
+//!                                                                        │ merges the epochs of one
+//!                                                                        │ commit interval, then one
+//!                                                                        ▼ transaction:
+//!            rows (upsert) + stream_state + dead letters + source_offsets + checkpoints
+//! ```
+//! The rows and the offsets (with the rest of the checkpoint) are committed together or not at
+//! all, and a restart resumes from what was committed ([`Sink::checkpoint`]): nothing is lost
+//! and nothing counted twice, wherever a crash falls. Every value written is absolute, so a
+//! transaction retried after a lost answer to its commit changes nothing more.
+//!
+//! Failures that pass (the server is down, restarting, or dropped the connection) are retried
+//! with capped exponential backoff, the pending batch kept whole, while the full queue holds the
+//! pipeline back; a failure that will not pass (bad credentials, missing permissions, a missing
+//! database) stops the pipeline with the server's message. [`is_transient`] decides which is which.
+
+mod config;
+mod schema;
+mod write;
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use postgres::{Client, NoTls};
+
+pub use config::{redacted, PostgresConfig};
+pub use schema::{migrate, MIGRATIONS};
+
+use super::{EpochBatch, Sink, SinkError};
+use crate::checkpoint::Checkpoint;
+use write::Statements;
+
+/// Whether a database error may pass by itself, so that retrying makes sense: the connection
+/// was lost or refused, the server is starting or shutting down, a serialization conflict, or it
+/// ran out of resources. Anything the server refuses for what was asked (authentication,
+/// permissions, a missing database or table) will not pass.
+pub fn is_transient(error: &postgres::Error) -> bool {
+    if error.is_closed() {
+        return true;
+    }
+    let Some(code) = error.code() else {
+        // No answer from the server at all: connection refused, reset or timed out.
+        return true;
+    };
+    // Connection exception, transaction rollback (serialization, deadlock), insufficient
+    // resources, operator intervention (shutdown, restart, cancel), system error.
+    matches!(&code.code()[..2], "08" | "40" | "53" | "57" | "58")
+}
+
+/// The sink's own figures, shared with whoever reports them.
+#[derive(Debug, Default)]
+pub struct PostgresStats {
+    /// Transactions committed.
+    pub commits: AtomicU64,
+    /// Row upserts written.
+    pub rows_written: AtomicU64,
+    /// Dead letters written.
+    pub dead_letters_written: AtomicU64,
+    /// Failed attempts that were retried.
+    pub retries: AtomicU64,
+    /// Whether the last attempt reached the database.
+    pub database_up: AtomicBool,
+    recent_commits: Mutex<VecDeque<Duration>>,
+}
+
+impl PostgresStats {
+    /// How many commit durations [`PostgresStats::commit_latency`] looks at.
+    pub const RECENT_COMMITS: usize = 4096;
+
+    fn committed(&self, took: Duration) {
+        self.commits.fetch_add(1, Relaxed);
+        let mut recent = self.recent_commits.lock().unwrap_or_else(|e| e.into_inner());
+        if recent.len() == Self::RECENT_COMMITS {
+            recent.pop_front();
+        }
+        recent.push_back(took);
+    }
+
+    /// The `quantile` (0 to 1) of the recent commit durations, if any commit happened.
+    pub fn commit_latency(&self, quantile: f64) -> Option<Duration> {
+        let mut recent: Vec<Duration> =
+            self.recent_commits.lock().unwrap_or_else(|e| e.into_inner()).iter().copied().collect();
+        recent.sort();
+        let index = ((recent.len() as f64 - 1.0) * quantile.clamp(0.0, 1.0)).round() as usize;
+        recent.get(index).copied()
+    }
+}
+
+/// A sink into PostgreSQL. See the module documentation.
+pub struct PostgresSink {
+    config: PostgresConfig,
+    queue: Option<SyncSender<EpochBatch>>,
+    committer: Option<JoinHandle<Result<(), SinkError>>>,
+    client: Option<Client>,
+    stats: Arc<PostgresStats>,
+}
+
+impl PostgresSink {
+    /// Connects (waiting out failures that pass), applies the schema, and is ready to run.
+    pub fn connect(config: PostgresConfig) -> Result<PostgresSink, SinkError> {
+        let stats = Arc::new(PostgresStats::default());
+        let mut client = connect(&config, &stats)?;
+        let applied = migrate(&mut client).map_err(|e| fatal("cannot apply the schema", e))?;
+        if !applied.is_empty() {
+            tracing::info!(versions = ?applied, "Applied schema migrations.");
+        }
+        Ok(PostgresSink { config, queue: None, committer: None, client: Some(client), stats })
+    }
+
+    /// The sink's figures.
+    pub fn stats(&self) -> Arc<PostgresStats> {
+        Arc::clone(&self.stats)
+    }
+
+    /// Starts the committer thread on the connection `connect` opened.
+    fn start(&mut self) -> Result<&SyncSender<EpochBatch>, SinkError> {
+        if self.queue.is_none() {
+            let (sender, receiver) = mpsc::sync_channel(self.config.max_pending_batches);
+            let committer = Committer {
+                config: self.config.clone(),
+                client: self.client.take(),
+                statements: None,
+                stats: Arc::clone(&self.stats),
+            };
+            let thread = std::thread::Builder::new()
+                .name("postgres-sink".into())
+                .spawn(move || committer.run(receiver))
+                .map_err(|e| SinkError::with_source("cannot start the Postgres committer", e))?;
+            self.committer = Some(thread);
+            self.queue = Some(sender);
+        }
+        Ok(self.queue.as_ref().expect("set above"))
+    }
+
+    /// Waits for the committer to end and returns how it ended.
+    fn stop(&mut self) -> Result<(), SinkError> {
+        self.queue = None;
+        match self.committer.take().map(JoinHandle::join) {
+            Some(Ok(result)) => result,
+            Some(Err(_)) => Err(SinkError::new("the Postgres committer panicked")),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Sink for PostgresSink {
+    fn checkpoint(&mut self) -> Result<Checkpoint, SinkError> {
+        let mut backoff = Duration::ZERO;
+        loop {
+            let client = match self.client.as_mut() {
+                Some(client) => client,
+                None => self.client.insert(connect(&self.config, &self.stats)?),
+            };
+            match write::read_checkpoint(client, &self.config) {
+                Ok(checkpoint) => return Ok(checkpoint),
+                Err(error) if is_transient(&error) => {
+                    backoff = self.config.next_backoff(backoff);
+                    tracing::warn!(error = %error, retry_in = ?backoff, "Cannot read the checkpoint; retrying.");
+                    self.client = None;
+                    std::thread::sleep(backoff);
+                }
+                Err(error) => return Err(fatal("cannot read the checkpoint", error)),
+            }
+        }
+    }
+
+    fn apply(&mut self, batch: EpochBatch) -> Result<(), SinkError> {
+        if self.start()?.send(batch).is_err() {
+            // The committer stopped: say why.
+            return Err(self.stop().err().unwrap_or_else(|| SinkError::new("the Postgres committer stopped")));
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self) -> Result<(), SinkError> {
+        self.stop()
+    }
+}
+
+impl Drop for PostgresSink {
+    fn drop(&mut self) {
+        let _ = self.stop();
+    }
+}
+
+/// The thread that commits: merges the batches of one interval and writes them in one
+/// transaction, retrying failures that pass.
+struct Committer {
+    config: PostgresConfig,
+    client: Option<Client>,
+    statements: Option<Statements>,
+    stats: Arc<PostgresStats>,
+}
+
+impl Committer {
+    fn run(mut self, batches: Receiver<EpochBatch>) -> Result<(), SinkError> {
+        let mut pending: Option<EpochBatch> = None;
+        let mut deadline = Instant::now();
+        loop {
+            let received = match &pending {
+                None => batches.recv().map_err(|_| RecvTimeoutError::Disconnected),
+                Some(_) => batches.recv_timeout(deadline.saturating_duration_since(Instant::now())),
+            };
+            match received {
+                Ok(batch) => match pending.as_mut() {
+                    Some(merged) => merged.absorb(batch),
+                    None => {
+                        deadline = Instant::now() + self.config.commit_interval;
+                        pending = Some(batch);
+                    }
+                },
+                Err(RecvTimeoutError::Timeout) => {
+                    if let Some(batch) = pending.take() {
+                        self.commit(&batch)?;
+                    }
+                }
+                Err(RecvTimeoutError::Disconnected) => {
+                    if let Some(batch) = pending.take() {
+                        self.commit(&batch)?;
+                    }
+                    return Ok(());
+                }
+            }
+        }
+    }
+
+    /// Writes `batch`, however many attempts it takes, unless a failure will not pass.
+    fn commit(&mut self, batch: &EpochBatch) -> Result<(), SinkError> {
+        let mut backoff = Duration::ZERO;
+        loop {
+            let started = Instant::now();
+            match self.attempt(batch) {
+                Ok(written) => {
+                    self.stats.committed(started.elapsed());
+                    self.stats.rows_written.fetch_add(written.rows, Relaxed);
+                    self.stats.dead_letters_written.fetch_add(written.dead_letters, Relaxed);
+                    self.stats.database_up.store(true, Relaxed);
+                    if backoff > Duration::ZERO {
+                        tracing::info!("Committed again after the database came back.");
+                    }
+                    return Ok(());
+                }
+                Err(error) if is_transient(&error) => {
+                    self.stats.database_up.store(false, Relaxed);
+                    self.stats.retries.fetch_add(1, Relaxed);
+                    backoff = self.config.next_backoff(backoff);
+                    tracing::warn!(error = %error, retry_in = ?backoff, "Commit failed; retrying.");
+                    self.client = None;
+                    self.statements = None;
+                    std::thread::sleep(backoff);
+                }
+                Err(error) => return Err(fatal("cannot commit to Postgres", error)),
+            }
+        }
+    }
+
+    fn attempt(&mut self, batch: &EpochBatch) -> Result<write::Written, postgres::Error> {
+        if self.client.is_none() {
+            self.client = Some(Client::connect(&self.config.url, NoTls)?);
+        }
+        let client = self.client.as_mut().expect("connected above");
+        if self.statements.is_none() {
+            self.statements = Some(Statements::prepare(client)?);
+        }
+        write::write(client, self.statements.as_ref().expect("prepared above"), &self.config, batch)
+    }
+}
+
+/// Connects, waiting out failures that pass.
+fn connect(config: &PostgresConfig, stats: &PostgresStats) -> Result<Client, SinkError> {
+    let mut backoff = Duration::ZERO;
+    loop {
+        match Client::connect(&config.url, NoTls) {
+            Ok(client) => {
+                stats.database_up.store(true, Relaxed);
+                return Ok(client);
+            }
+            Err(error) if is_transient(&error) => {
+                stats.database_up.store(false, Relaxed);
+                backoff = config.next_backoff(backoff);
+                tracing::warn!(url = %redacted(&config.url), error = %error, retry_in = ?backoff,
+                    "Cannot connect to Postgres; retrying.");
+                std::thread::sleep(backoff);
+            }
+            Err(error) => return Err(fatal(&format!("cannot connect to {}", redacted(&config.url)), error)),
+        }
+    }
+}
+
+/// A failure that will not pass, with the server's own message.
+fn fatal(context: &str, error: postgres::Error) -> SinkError {
+    let message = match error.as_db_error() {
+        Some(db) => format!("{context}: {} ({})", db.message(), db.code().code()),
+        None => format!("{context}: {error}"),
+    };
+    SinkError::with_source(message, error)
+}

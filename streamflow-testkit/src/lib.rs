@@ -1,0 +1,162 @@
+//! Real services for the tests, started on free loopback ports in temporary directories and
+//! removed when dropped: [`Postgres`] (Debian's `initdb` and `pg_ctl`) and, for the Kafka tests,
+//! the tansu broker. Nothing here is a mock: the tests talk to the real thing over TCP.
+//!
+//! `scripts/install-test-deps.sh` installs what is missing.
+
+use std::io;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+/// A port nothing listens on now (the OS picks it).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free loopback port")
+}
+
+/// Waits until something accepts connections on `port`.
+pub fn wait_for_port(port: u16, timeout: Duration) -> io::Result<()> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        match std::net::TcpStream::connect(("127.0.0.1", port)) {
+            Ok(_) => return Ok(()),
+            Err(e) if Instant::now() > deadline => return Err(e),
+            Err(_) => std::thread::sleep(Duration::from_millis(20)),
+        }
+    }
+}
+
+fn run(command: &mut Command) -> io::Result<Output> {
+    let output = command.output()?;
+    if output.status.success() {
+        Ok(output)
+    } else {
+        Err(io::Error::other(format!(
+            "{command:?} failed: {}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        )))
+    }
+}
+
+/// The directory of Debian's PostgreSQL programs (`initdb`, `pg_ctl`).
+pub fn postgres_bin_dir() -> io::Result<PathBuf> {
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|entry| entry.path().join("bin"))
+        .filter(|bin| bin.join("initdb").exists())
+        .collect();
+    dirs.sort();
+    dirs.pop().ok_or_else(|| io::Error::other("PostgreSQL is not installed: run scripts/install-test-deps.sh"))
+}
+
+/// A throwaway PostgreSQL server: its own data directory, a free port, a superuser
+/// `streamflow` with password `streamflow`, and a database `realtime`.
+pub struct Postgres {
+    dir: tempfile::TempDir,
+    bin: PathBuf,
+    port: u16,
+}
+
+impl Postgres {
+    /// The superuser's name and password.
+    pub const USER: &'static str = "streamflow";
+    /// The database the tests use.
+    pub const DATABASE: &'static str = "realtime";
+
+    /// Creates and starts a server. `initdb` refuses to run as root, so as root the server runs
+    /// as the `postgres` system user that Debian's package creates.
+    pub fn start() -> io::Result<Postgres> {
+        let bin = postgres_bin_dir()?;
+        let dir = tempfile::Builder::new().prefix("streamflow-pg-").tempdir()?;
+        let server = Postgres { dir, bin, port: free_port() };
+        if is_root() {
+            run(Command::new("chown").arg("-R").arg("postgres:postgres").arg(server.dir.path()))?;
+        }
+        let password_file = server.dir.path().join("password");
+        std::fs::write(&password_file, Self::USER)?;
+        if is_root() {
+            run(Command::new("chown").arg("postgres:postgres").arg(&password_file))?;
+        }
+        server.as_owner(&server.bin.join("initdb"), |c| {
+            c.arg("-D")
+                .arg(server.data())
+                .args(["-U", Self::USER, "-E", "UTF8", "--locale=C", "--auth-local=trust"])
+                .arg("--auth-host=scram-sha-256")
+                .arg(format!("--pwfile={}", password_file.display()))
+        })?;
+        server.start_again()?;
+        let mut client = postgres::Client::connect(&server.url_of("postgres"), postgres::NoTls)
+            .map_err(|e| io::Error::other(format!("cannot connect to the new server: {e}")))?;
+        client
+            .batch_execute(&format!("CREATE DATABASE {}", Self::DATABASE))
+            .map_err(|e| io::Error::other(format!("cannot create the database: {e}")))?;
+        Ok(server)
+    }
+
+    fn data(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// Runs a PostgreSQL program as the data directory's owner.
+    fn as_owner(&self, program: &Path, args: impl FnOnce(&mut Command) -> &mut Command) -> io::Result<Output> {
+        let mut command = if is_root() {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(program);
+            c
+        } else {
+            Command::new(program)
+        };
+        command.current_dir(self.dir.path());
+        run(args(&mut command))
+    }
+
+    /// The server's port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// A connection URL for `database`.
+    pub fn url_of(&self, database: &str) -> String {
+        format!("postgres://{0}:{0}@127.0.0.1:{1}/{database}", Self::USER, self.port)
+    }
+
+    /// The connection URL of the test database.
+    pub fn url(&self) -> String {
+        self.url_of(Self::DATABASE)
+    }
+
+    /// Stops the server at once, as a crash would (`pg_ctl stop -m immediate`).
+    pub fn stop(&self) -> io::Result<()> {
+        self.as_owner(&self.bin.join("pg_ctl"), |c| {
+            c.arg("-D").arg(self.data()).args(["-m", "immediate", "-w", "stop"])
+        })
+        .map(drop)
+    }
+
+    /// Starts the server again on the same port, and waits until it accepts connections.
+    pub fn start_again(&self) -> io::Result<()> {
+        let options = format!(
+            "-p {} -c listen_addresses=127.0.0.1 -c unix_socket_directories='' -c fsync=off -c max_connections=200",
+            self.port
+        );
+        let log = self.dir.path().join("server.log");
+        self.as_owner(&self.bin.join("pg_ctl"), |c| {
+            c.arg("-D").arg(self.data()).arg("-o").arg(&options).arg("-l").arg(&log).args(["-w", "start"])
+        })?;
+        wait_for_port(self.port, Duration::from_secs(30))
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        let _ = self.stop();
+    }
+}
+
+fn is_root() -> bool {
+    Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.starts_with(b"0\n"))
+}
