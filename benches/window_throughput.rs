@@ -123,12 +123,14 @@ fn aggregate_only(inputs: Arc<Inputs<Vec<DecodedBatch>>>, workers: usize) -> usi
             let resume = Arc::new(Checkpoint::default());
             let metrics = Arc::new(Metrics::default());
             let (events, _dead, progress) = window(decoded, config, Arc::clone(&resume), Arc::clone(&metrics));
-            let (rows, _checkpoint) = aggregate(events, progress.broadcast(), config, resume, metrics);
-            rows.inspect(move |_| {
-                counted.fetch_add(1, Relaxed);
-            })
-            .inner
-            .probe_with(&probe);
+            let aggregated = aggregate(events, progress.broadcast(), config, resume, metrics);
+            aggregated
+                .rows
+                .inspect(move |_| {
+                    counted.fetch_add(1, Relaxed);
+                })
+                .inner
+                .probe_with(&probe);
         });
         while !probe.done() {
             worker.step();

@@ -43,6 +43,7 @@ use timely::dataflow::operators::generic::OutputBuilder;
 use timely::dataflow::StreamVec;
 
 use crate::checkpoint::Checkpoint;
+use crate::dead_letter::{DeadLetter, Reason};
 use crate::event::{Cents, Event, EventTime, EventType, StreamId, UserId};
 use crate::metrics::Metrics;
 use crate::source::{Offset, PartitionId};
@@ -209,16 +210,28 @@ pub struct CheckpointPart {
     pub closed_audience: Vec<(StreamId, i64)>,
 }
 
+/// What the aggregate sends on.
+pub struct Aggregated<'scope> {
+    /// The rows, as a collection.
+    pub rows: VecCollection<'scope, u64, Row>,
+    /// Each worker's part of the checkpoint, once per epoch.
+    pub checkpoint: StreamVec<'scope, u64, CheckpointPart>,
+    /// Events that came for a window already closed: possible only from a partition that was
+    /// idle, and so did not hold the watermark back, while the others closed the window.
+    pub too_late: StreamVec<'scope, u64, DeadLetter>,
+}
+
 /// The aggregate: accepted events and the broadcast progress of every partition in; the
-/// collection of rows, and each worker's part of the checkpoint, out.
+/// collection of rows, each worker's part of the checkpoint, and events too late for their
+/// closed window, out.
 pub fn aggregate<'scope>(
     events: StreamVec<'scope, u64, Windowed>,
     progress: StreamVec<'scope, u64, PartitionProgress>,
     config: WindowConfig,
     resume: Arc<Checkpoint>,
     metrics: Arc<Metrics>,
-) -> (VecCollection<'scope, u64, Row>, StreamVec<'scope, u64, CheckpointPart>) {
-    let (counts, checkpoint) = contribute(events, progress, config, resume, metrics);
+) -> Aggregated<'scope> {
+    let (counts, checkpoint, too_late) = contribute(events, progress, config, resume, metrics);
     let rows = counts.reduce_named(
         "Audience",
         move |stream, windows: &[(&EventTime, Counters)], out: &mut Vec<(Row, isize)>| {
@@ -232,7 +245,7 @@ pub fn aggregate<'scope>(
             }
         },
     );
-    (rows.map(|(_stream, row)| row), checkpoint)
+    Aggregated { rows: rows.map(|(_stream, row)| row), checkpoint, too_late }
 }
 
 /// Counts, keyed by stream with the window as value, so one reduce sees a stream's windows in order.
@@ -249,7 +262,7 @@ fn contribute<'scope>(
     config: WindowConfig,
     resume: Arc<Checkpoint>,
     metrics: Arc<Metrics>,
-) -> (Counts<'scope>, StreamVec<'scope, u64, CheckpointPart>) {
+) -> (Counts<'scope>, StreamVec<'scope, u64, CheckpointPart>, StreamVec<'scope, u64, DeadLetter>) {
     let worker = events.scope().index();
     let mut builder = OperatorBuilder::new("Contribute".to_owned(), events.scope());
     let by_stream = Exchange::new(|windowed: &Windowed| {
@@ -261,8 +274,10 @@ fn contribute<'scope>(
     let mut progress_in = builder.new_input(progress, Pipeline);
     let (counts_out, counts) = builder.new_output();
     let (checkpoint_out, checkpoint) = builder.new_output();
+    let (too_late_out, too_late) = builder.new_output();
     let mut counts_out: Output<CountUpdate> = OutputBuilder::from(counts_out);
     let mut checkpoint_out: Output<CheckpointPart> = OutputBuilder::from(checkpoint_out);
+    let mut too_late_out: Output<DeadLetter> = OutputBuilder::from(too_late_out);
 
     builder.build(move |capabilities| {
         let mut capabilities = Some(capabilities);
@@ -294,10 +309,12 @@ fn contribute<'scope>(
             let complete = |epoch: &u64| frontiers.iter().all(|f| !f.less_equal(epoch));
             let mut counts_handle = counts_out.activate();
             let mut checkpoint_handle = checkpoint_out.activate();
+            let mut too_late_handle = too_late_out.activate();
             while let Some(epoch) = state.oldest_pending().filter(complete) {
-                let (counts, checkpoint) = state.flush(epoch);
+                let (counts, checkpoint, too_late) = state.flush(epoch);
                 counts_handle.session(&caps[0].delayed(&epoch)).give_iterator(counts.into_iter());
                 checkpoint_handle.session(&caps[1].delayed(&(epoch + 1))).give(checkpoint);
+                too_late_handle.session(&caps[2].delayed(&epoch)).give_iterator(too_late.into_iter());
             }
             match frontiers.iter().filter_map(|f| f.frontier().first().copied()).min() {
                 Some(frontier) => caps.iter_mut().for_each(|cap| cap.downgrade(&frontier)),
@@ -306,7 +323,7 @@ fn contribute<'scope>(
         }
     });
 
-    (counts.as_collection(), checkpoint)
+    (counts.as_collection(), checkpoint, too_late)
 }
 
 /// What this worker has put into one (window, stream): what it must take out when the window closes.
@@ -328,6 +345,7 @@ struct OpenWindow {
 #[derive(Default)]
 struct Pending {
     counts: BTreeMap<EventTime, FxHashMap<StreamId, Counters>>,
+    too_late: Vec<DeadLetter>,
     progress: Vec<PartitionProgress>,
     base: Vec<CountUpdate>,
 }
@@ -368,10 +386,20 @@ impl Contributions {
         let pending = self.pending.entry(epoch).or_default();
         let mut opened = 0;
         for Windowed { window, partition, offset, max_ts_before, event } in events {
-            debug_assert!(
-                self.closed_through.is_none_or(|closed| self.config.end_of(window) > closed),
-                "an accepted event fell into a closed window"
-            );
+            if self.closed_through.is_some_and(|closed| self.config.end_of(window) <= closed) {
+                // Its row is final: the event came from a partition that was idle while the
+                // others closed the window. Its bytes are gone by now; its decoded form is kept.
+                self.metrics.dead_letter(Reason::Late);
+                pending.too_late.push(DeadLetter {
+                    partition,
+                    offset,
+                    reason: Reason::Late,
+                    detail: Some(format!("ts {}: its window closed while the partition was idle", event.ts)),
+                    event_id: None,
+                    payload: event.to_json().into_bytes(),
+                });
+                continue;
+            }
             let open = self.open.entry(window).or_default();
             match open.first_read.iter_mut().find(|(p, _, _)| *p == partition) {
                 Some(first) if first.1 <= offset => {}
@@ -406,7 +434,7 @@ impl Contributions {
 
     /// The updates of a completed epoch: its contributions at `epoch`, the retraction of the
     /// windows its progress closed at `epoch + 1`, and this worker's part of the checkpoint.
-    fn flush(&mut self, epoch: u64) -> (Vec<CountUpdate>, CheckpointPart) {
+    fn flush(&mut self, epoch: u64) -> (Vec<CountUpdate>, CheckpointPart, Vec<DeadLetter>) {
         let pending = self.pending.remove(&epoch).unwrap_or_default();
         let mut counts: Vec<CountUpdate> = pending
             .counts
@@ -419,7 +447,7 @@ impl Contributions {
                 Some(known) => {
                     known.next_offset = known.next_offset.max(report.next_offset);
                     known.max_ts = known.max_ts.max(report.max_ts);
-                    known.finished |= report.finished;
+                    known.state = report.state;
                 }
                 None => {
                     self.partitions.insert(report.partition, report);
@@ -428,13 +456,13 @@ impl Contributions {
         }
 
         let mut closed_audience: FxHashMap<StreamId, i64> = FxHashMap::default();
-        // A finished partition reads nothing more, so it holds back no window while others go
-        // on; once all are finished, the watermark stays where their own clocks put it.
-        let any_unfinished = self.partitions.values().any(|p| !p.finished);
+        // A finished or idle partition holds back no window while others go on; when none
+        // holds the watermark, it stays where their own clocks put it.
+        let any_active = self.partitions.values().any(|p| p.state.holds_watermark());
         let pipeline_watermark = self
             .partitions
             .values()
-            .filter(|p| !p.finished || !any_unfinished)
+            .filter(|p| p.state.holds_watermark() || !any_active)
             .map(|p| p.max_ts.map(|max| self.config.watermark(max)))
             .min()
             .flatten();
@@ -473,6 +501,7 @@ impl Contributions {
             .collect();
         let mut closed_audience: Vec<(StreamId, i64)> = closed_audience.into_iter().collect();
         closed_audience.sort();
-        (counts, CheckpointPart { closed_through: self.closed_through, replay, closed_audience })
+        let checkpoint = CheckpointPart { closed_through: self.closed_through, replay, closed_audience };
+        (counts, checkpoint, pending.too_late)
     }
 }

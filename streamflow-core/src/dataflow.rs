@@ -206,14 +206,15 @@ impl Pipeline {
                 let batches = source::read(scope, reader, epochs, control.clone(), probe.clone());
                 let (events, dead_letters, progress) =
                     window(decode_batches(batches), window_config, Arc::clone(&resume), Arc::clone(&metrics));
-                let (rows, checkpoint) =
+                let aggregated =
                     aggregate(events, progress.clone().broadcast(), window_config, Arc::clone(&resume), metrics);
-                let deliveries = rows
+                let deliveries = aggregated
+                    .rows
                     .inner
                     .map(|(row, time, diff)| Delivery::Row(row, time, diff))
-                    .concat(dead_letters.map(Delivery::DeadLetter))
+                    .concat(dead_letters.concat(aggregated.too_late).map(Delivery::DeadLetter))
                     .concat(progress.map(Delivery::Progress))
-                    .concat(checkpoint.map(Delivery::Checkpoint));
+                    .concat(aggregated.checkpoint.map(Delivery::Checkpoint));
                 deliver(deliveries, sink, resume, control.clone()).probe_with(&probe);
             });
             while !probe.done() {

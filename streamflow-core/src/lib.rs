@@ -59,7 +59,7 @@ pub use event::{Cents, Event, EventTime, EventType, StreamId, UserId};
 pub use metrics::{Metrics, MetricsSnapshot};
 pub use sink::{EpochBatch, MemorySink, PostgresConfig, PostgresSink, RowChange, Sink, SinkError, Table};
 pub use source::{
-    FileSource, Generator, GeneratorConfig, GeneratorSource, MemorySource, Offset, PartitionId, ReadPolicy,
-    RecordBatch, Source, SourceError,
+    FileSource, Generator, GeneratorConfig, GeneratorSource, Kafka, KafkaConfig, KafkaSource, MemorySource, Offset,
+    PartitionId, PartitionState, ReadPolicy, RecordBatch, Source, SourceError, StartOffsets,
 };
 pub use window::WindowConfig;

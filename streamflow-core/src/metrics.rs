@@ -8,7 +8,7 @@ use std::sync::Mutex;
 
 use crate::dead_letter::Reason;
 use crate::event::EventTime;
-use crate::source::PartitionId;
+use crate::source::{Offset, PartitionId, PartitionState, RecordBatch};
 
 /// Live counters of one pipeline run.
 #[derive(Debug)]
@@ -30,8 +30,12 @@ pub struct PartitionMetrics {
     pub records: u64,
     /// The largest `ts` read.
     pub max_ts: Option<EventTime>,
-    /// Whether a bounded source reached the partition's end.
-    pub finished: bool,
+    /// Whether the partition holds the pipeline watermark back, is idle, or ended.
+    pub state: PartitionState,
+    /// The next offset to read.
+    pub next_offset: Offset,
+    /// How many records the log holds beyond the next offset, when the source knows its end.
+    pub lag: Option<i64>,
 }
 
 /// A copy of the counters at one moment.
@@ -80,21 +84,25 @@ impl Default for Metrics {
 }
 
 impl Metrics {
-    /// Counts `records` read from `partition`, which has now reached `max_ts`.
-    pub fn partition_read(&self, partition: PartitionId, records: u64, max_ts: Option<EventTime>, finished: bool) {
-        self.records.fetch_add(records, Relaxed);
+    /// Counts the records of `batch`, after which its partition has reached `max_ts`.
+    pub fn partition_read(&self, batch: &RecordBatch, max_ts: Option<EventTime>) {
+        self.records.fetch_add(batch.len() as u64, Relaxed);
         let mut per_partition = self.per_partition.lock().unwrap_or_else(|e| e.into_inner());
-        let known = per_partition.entry(partition).or_default();
-        known.records += records;
+        let known = per_partition.entry(batch.partition).or_default();
+        known.records += batch.len() as u64;
         known.max_ts = known.max_ts.max(max_ts);
-        known.finished |= finished;
+        known.state = batch.state;
+        known.next_offset = known.next_offset.max(batch.next_offset);
+        if let Some(end) = batch.end_offset {
+            known.lag = Some((end - known.next_offset).max(0));
+        }
     }
 
     /// The event time each of `partitions` has reached, and the least that any unfinished
     /// partition has reached: what the source operator aligns partitions with.
     pub fn event_times(&self, partitions: &[PartitionId]) -> (Vec<Option<EventTime>>, Option<EventTime>) {
         let per_partition = self.per_partition.lock().unwrap_or_else(|e| e.into_inner());
-        let slowest = per_partition.values().filter(|p| !p.finished).map(|p| p.max_ts).min().flatten();
+        let slowest = per_partition.values().filter(|p| p.state.holds_watermark()).map(|p| p.max_ts).min().flatten();
         let own = partitions.iter().map(|p| per_partition.get(p).and_then(|m| m.max_ts)).collect();
         (own, slowest)
     }

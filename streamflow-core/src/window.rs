@@ -28,7 +28,7 @@ use crate::decode::{event_id, DecodedBatch, Refusal};
 use crate::error::Error;
 use crate::event::{Event, EventTime};
 use crate::metrics::Metrics;
-use crate::source::{Offset, PartitionId};
+use crate::source::{Offset, PartitionId, PartitionState};
 
 const MICROS_PER_SECOND: i64 = 1_000_000;
 
@@ -113,8 +113,8 @@ pub struct PartitionProgress {
     pub next_offset: Offset,
     /// The largest `ts` read so far, if any.
     pub max_ts: Option<EventTime>,
-    /// Whether the partition ended (a bounded source): it no longer holds the watermark back.
-    pub finished: bool,
+    /// Whether the partition holds the pipeline watermark back.
+    pub state: PartitionState,
 }
 
 /// The lateness state of one partition.
@@ -234,12 +234,12 @@ pub fn window<'scope>(
                     }
                 }
                 let max_ts = reader.clock.max_ts();
-                metrics.partition_read(batch.partition, batch.len() as u64, max_ts, batch.finished);
+                metrics.partition_read(&batch, max_ts);
                 progress.session(progress_cap).give(PartitionProgress {
                     partition: batch.partition,
                     next_offset: batch.next_offset,
                     max_ts,
-                    finished: batch.finished,
+                    state: batch.state,
                 });
                 reader.next_seq += 1;
             };

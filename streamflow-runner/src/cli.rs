@@ -2,7 +2,11 @@
 
 use std::path::PathBuf;
 
+use std::time::Duration;
+
 use clap::{Args, Parser, Subcommand};
+use streamflow_core::sink::postgres::redacted;
+use streamflow_core::{PipelineConfig, PostgresConfig, StartOffsets, WindowConfig};
 
 /// Real-time streaming analytics of live-streaming events: per-minute metrics per stream.
 #[derive(Debug, Parser)]
@@ -19,10 +23,42 @@ pub struct Cli {
 /// What to do.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the pipeline over a JSON-lines file and print the final rows as CSV.
+    /// Run the pipeline: Kafka → dataflow → PostgreSQL (or memory, without a database).
+    Run(RunArgs),
+    /// Run the pipeline over a JSON-lines file: the final rows as CSV, or into PostgreSQL.
     Replay(ReplayArgs),
-    /// Generate the original pipeline's events.
+    /// Generate the original pipeline's events, into Kafka or a JSON-lines file.
     Generate(GenerateArgs),
+}
+
+/// Where events come from.
+#[derive(Debug, Clone, Args)]
+pub struct KafkaArgs {
+    /// Bootstrap brokers, comma-separated `host:port`.
+    #[arg(long, env = "KAFKA_BROKERS", default_value = "127.0.0.1:9092", value_delimiter = ',')]
+    pub brokers: Vec<String>,
+    /// The topic.
+    #[arg(long, env = "KAFKA_TOPIC", default_value = "stream.events")]
+    pub topic: String,
+}
+
+/// `streamflow run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
+    /// Where a partition never read before starts: `earliest` or `latest`. Later runs resume
+    /// from the offsets stored with the results.
+    #[arg(long, env = "START_OFFSETS", default_value = "latest")]
+    pub start_offsets: StartOffsets,
+    /// Seconds after which a caught-up partition without records stops holding the watermark
+    /// back (0: never).
+    #[arg(long, env = "IDLE_TIMEOUT_SECONDS", default_value_t = 30)]
+    pub idle_timeout_seconds: u64,
+    #[command(flatten)]
+    pub pipeline: PipelineArgs,
+    #[command(flatten)]
+    pub database: DatabaseArgs,
 }
 
 /// Window size, lateness and workers: how the pipeline computes.
@@ -40,7 +76,7 @@ pub struct PipelineArgs {
 }
 
 /// Where results go when they go to PostgreSQL.
-#[derive(Debug, Clone, Args)]
+#[derive(Clone, Args)]
 pub struct DatabaseArgs {
     /// Write into this PostgreSQL database (`postgres://user:password@host:port/database`),
     /// exactly once: a run started again resumes where the last one stopped.
@@ -52,6 +88,39 @@ pub struct DatabaseArgs {
     /// Milliseconds between two commits to the database.
     #[arg(long, env = "COMMIT_INTERVAL_MS", default_value_t = 500)]
     pub commit_interval_ms: u64,
+}
+
+impl std::fmt::Debug for DatabaseArgs {
+    /// As derived, without the password.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DatabaseArgs")
+            .field("database_url", &self.database_url.as_deref().map(redacted))
+            .field("pipeline_name", &self.pipeline_name)
+            .field("commit_interval_ms", &self.commit_interval_ms)
+            .finish()
+    }
+}
+
+impl DatabaseArgs {
+    /// The Postgres sink's settings for a source named `topic`, when a database is given.
+    pub fn postgres(&self, topic: &str) -> Option<PostgresConfig> {
+        let url = self.database_url.as_ref()?;
+        let mut config = PostgresConfig::new(url, &self.pipeline_name, topic);
+        config.commit_interval = Duration::from_millis(self.commit_interval_ms);
+        Some(config)
+    }
+}
+
+impl PipelineArgs {
+    /// The pipeline configuration the flags describe.
+    pub fn config(&self) -> anyhow::Result<PipelineConfig> {
+        anyhow::ensure!(self.workers >= 1, "--workers must be at least 1");
+        Ok(PipelineConfig {
+            window: WindowConfig::new(self.window_seconds, self.lateness_seconds)?,
+            workers: self.workers,
+            ..PipelineConfig::default()
+        })
+    }
 }
 
 /// `streamflow replay`.
@@ -73,11 +142,26 @@ pub struct ReplayArgs {
 /// `streamflow generate`.
 #[derive(Debug, Args)]
 pub struct GenerateArgs {
-    /// Write the events as JSON lines to this file (`-` for standard output).
+    /// Write the events as JSON lines to this file (`-` for standard output) instead of Kafka.
     #[arg(long, short)]
-    pub output: PathBuf,
-    /// Events to generate.
-    #[arg(long, default_value_t = 1_000_000)]
+    pub output: Option<PathBuf>,
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
+    /// Partitions of the topic when it has to be created; streams are spread over them (stream
+    /// `i` to partition `i mod partitions`), and each record is keyed by its `stream_id`.
+    #[arg(long, default_value_t = 3)]
+    pub partitions: u32,
+    /// Compression of the produced batches: none, gzip, lz4 or zstd.
+    #[arg(long, default_value = "none")]
+    pub compression: String,
+    /// Events per second produced (over all partitions); 0 for as fast as possible.
+    #[arg(long, default_value_t = 20.0)]
+    pub rate: f64,
+    /// Events per second of event time (default: `--rate`, or 20 when it is 0).
+    #[arg(long)]
+    pub event_rate: Option<f64>,
+    /// Events to generate; 0 for no end (Kafka only).
+    #[arg(long, default_value_t = 0)]
     pub count: u64,
     /// Streams `stream_1001`, `stream_1002`, …
     #[arg(long, default_value_t = 3)]
@@ -85,15 +169,13 @@ pub struct GenerateArgs {
     /// Users `user_1` … `user_N`.
     #[arg(long, default_value_t = 500)]
     pub users: u32,
-    /// Events per second of event time.
-    #[arg(long, default_value_t = 20.0)]
-    pub event_rate: f64,
     /// Seed of every random choice: the same seed gives the same bytes.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
-    /// The event time of the first event (RFC 3339).
-    #[arg(long, default_value = "2025-12-20T18:00:00Z")]
-    pub start: String,
+    /// The event time of the first event (RFC 3339; default: now). With the same `--seed`,
+    /// `--start`, `--event-rate` and `--partitions`, Kafka and `--output` get the same events.
+    #[arg(long)]
+    pub start: Option<String>,
     /// Share of events an hour or more late.
     #[arg(long, default_value_t = 0.0)]
     pub late_ratio: f64,

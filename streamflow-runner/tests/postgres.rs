@@ -2,131 +2,14 @@
 //! replay in memory, after an uninterrupted run, after kill -9 at random moments, and after a
 //! database restart in the middle; a permanent error stops the process with a clear message.
 
-use std::collections::HashMap;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+mod common;
 
+use std::process::Stdio;
+use std::time::Duration;
+
+use common::*;
 use rand::{Rng, SeedableRng};
 use streamflow_testkit::Postgres;
-
-const STREAMFLOW: &str = env!("CARGO_BIN_EXE_streamflow");
-
-fn streamflow(args: &[&str]) -> Command {
-    let mut command = Command::new(STREAMFLOW);
-    command.args(args).env("STREAMFLOW_LOG", "warn");
-    command
-}
-
-fn succeed(command: &mut Command) -> Output {
-    let output = command.output().expect("streamflow runs");
-    assert!(output.status.success(), "{command:?} failed: {}", String::from_utf8_lossy(&output.stderr));
-    output
-}
-
-/// A seeded file of `count` events with late and malformed ones among them.
-fn events_file(dir: &Path, count: u64) -> PathBuf {
-    let path = dir.join(format!("events-{count}.jsonl"));
-    succeed(streamflow(&["generate", "--output", path.to_str().unwrap(), "--count", &count.to_string()]).args([
-        "--streams",
-        "5",
-        "--late-ratio",
-        "0.01",
-        "--bad-ratio",
-        "0.01",
-        "--seed",
-        "7",
-    ]));
-    path
-}
-
-/// The default lateness, and a long one: three hours of event time (216,000 events of the
-/// generator) that a restart must read again to rebuild the open windows, over many epochs.
-const LATENESS: &str = "600";
-const LONG_LATENESS: &str = "10800";
-
-/// The CSV of a replay in memory: the expected table.
-fn expected_csv(input: &Path, lateness: &str) -> String {
-    let args = ["replay", "--input", input.to_str().unwrap(), "--lateness-seconds", lateness];
-    String::from_utf8(succeed(&mut streamflow(&args)).stdout).unwrap()
-}
-
-fn replay_into(input: &Path, url: &str, lateness: &str) -> Command {
-    let mut command = streamflow(&["replay", "--input", input.to_str().unwrap(), "--database-url", url]);
-    command.args(["--commit-interval-ms", "50", "--lateness-seconds", lateness]);
-    command
-}
-
-/// `stream_metrics_minute` in the CSV format of `streamflow replay`.
-fn table_csv(url: &str) -> String {
-    let mut client = postgres::Client::connect(url, postgres::NoTls).unwrap();
-    let mut csv = String::from(
-        "window_start,window_end,stream_id,events,chat_messages,donations_count,donations_usd,\
-         viewer_joins,viewer_leaves,net_viewer_delta,unique_viewers,active_viewers\n",
-    );
-    let rows = client
-        .query(
-            "SELECT window_start, window_end, stream_id, events, chat_messages, donations_count,
-                    donations_usd::text, viewer_joins, viewer_leaves, net_viewer_delta, unique_viewers, active_viewers
-             FROM stream_metrics_minute ORDER BY window_start, stream_id",
-            &[],
-        )
-        .unwrap();
-    for row in rows {
-        let time = |i: usize| rfc3339(row.get::<_, SystemTime>(i));
-        let int = |i: usize| row.get::<_, i64>(i).to_string();
-        let fields = [
-            time(0),
-            time(1),
-            row.get::<_, String>(2),
-            int(3),
-            int(4),
-            int(5),
-            row.get::<_, String>(6),
-            int(7),
-            int(8),
-            int(9),
-            int(10),
-            int(11),
-        ];
-        csv.push_str(&fields.join(","));
-        csv.push('\n');
-    }
-    csv
-}
-
-fn rfc3339(time: SystemTime) -> String {
-    let micros = time.duration_since(UNIX_EPOCH).unwrap().as_micros() as i64;
-    streamflow_core::EventTime(micros).to_string()
-}
-
-/// Dead letters by reason, in the table.
-fn dead_letters(url: &str) -> HashMap<String, i64> {
-    let mut client = postgres::Client::connect(url, postgres::NoTls).unwrap();
-    client
-        .query("SELECT reason, count(*) FROM dead_letters GROUP BY reason", &[])
-        .unwrap()
-        .iter()
-        .map(|row| (row.get(0), row.get(1)))
-        .collect()
-}
-
-/// Dead letters by reason, as a replay in memory reports them on stderr.
-fn reported_dead_letters(input: &Path, lateness: &str) -> HashMap<String, i64> {
-    let args = ["replay", "--input", input.to_str().unwrap(), "--lateness-seconds", lateness];
-    let output = succeed(&mut streamflow(&args));
-    String::from_utf8(output.stderr)
-        .unwrap()
-        .lines()
-        .filter_map(|line| line.strip_prefix("dead letters\t"))
-        .map(|rest| {
-            let (reason, count) = rest.split_once('\t').unwrap();
-            (reason.to_owned(), count.parse().unwrap())
-        })
-        .collect()
-}
 
 #[test]
 fn a_replay_into_postgres_equals_the_csv() {
@@ -143,62 +26,6 @@ fn a_replay_into_postgres_equals_the_csv() {
     succeed(&mut replay_into(&input, &pg.url(), LATENESS));
     assert_eq!(table_csv(&pg.url()), expected_csv(&input, LATENESS));
     assert_eq!(dead_letters(&pg.url()), dead);
-}
-
-/// Watches the table while a run goes on: no row's `events` may ever go down.
-struct Reader {
-    stop: Arc<AtomicBool>,
-    thread: std::thread::JoinHandle<usize>,
-}
-
-impl Reader {
-    fn start(url: String) -> Reader {
-        let stop = Arc::new(AtomicBool::new(false));
-        let stopping = Arc::clone(&stop);
-        let thread = std::thread::spawn(move || {
-            let mut seen: HashMap<(SystemTime, String), i64> = HashMap::new();
-            let mut polls = 0;
-            while !stopping.load(Ordering::Relaxed) {
-                let Ok(mut client) = postgres::Client::connect(&url, postgres::NoTls) else {
-                    std::thread::sleep(Duration::from_millis(50));
-                    continue;
-                };
-                while !stopping.load(Ordering::Relaxed) {
-                    let Ok(rows) =
-                        client.query("SELECT window_start, stream_id, events FROM stream_metrics_minute", &[])
-                    else {
-                        break;
-                    };
-                    for row in rows {
-                        let key = (row.get(0), row.get(1));
-                        let events: i64 = row.get(2);
-                        let before = seen.insert(key.clone(), events).unwrap_or(0);
-                        assert!(events >= before, "events of {key:?} went down from {before} to {events}");
-                    }
-                    polls += 1;
-                    std::thread::sleep(Duration::from_millis(10));
-                }
-            }
-            polls
-        });
-        Reader { stop, thread }
-    }
-
-    fn finish(self) -> usize {
-        self.stop.store(true, Ordering::Relaxed);
-        self.thread.join().expect("the reader saw no counter go down")
-    }
-}
-
-fn wait(child: &mut Child, timeout: Duration) -> std::process::ExitStatus {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return status;
-        }
-        assert!(Instant::now() < deadline, "the replay did not finish in {timeout:?}");
-        std::thread::sleep(Duration::from_millis(10));
-    }
 }
 
 #[test]

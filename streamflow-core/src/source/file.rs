@@ -5,7 +5,7 @@ use std::fs::File;
 use std::io::{self, BufRead, BufReader};
 use std::path::Path;
 
-use super::{Offset, PartitionId, Polled, RecordBatch, Source, SourceError};
+use super::{Offset, PartitionId, PartitionState, Polled, RecordBatch, Source, SourceError};
 
 const READ_BUFFER_BYTES: usize = 1 << 20;
 
@@ -79,7 +79,7 @@ impl Source for FileSource {
         while batch.len() < max_records {
             if !self.read_line()? {
                 self.exhausted = true;
-                batch.finished = true;
+                batch.state = PartitionState::Finished;
                 break;
             }
             batch.push(self.next_offset - 1, &self.line);
@@ -96,7 +96,7 @@ mod tests {
         let mut records = Vec::new();
         while let Polled::Records(batch) = source.poll(2).unwrap() {
             records.extend(batch.iter().map(|(o, p)| (o, p.to_vec())));
-            if batch.finished {
+            if batch.state == PartitionState::Finished {
                 break;
             }
         }

@@ -10,7 +10,7 @@ use std::io::Write;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
-use super::{owns, Offset, PartitionId, Polled, RecordBatch, Source, SourceError};
+use super::{owns, Offset, PartitionId, PartitionState, Polled, RecordBatch, Source, SourceError};
 use crate::event::{EventTime, EventType};
 
 /// The original's relative weights of the six kinds, in [`EventType::ALL`] order.
@@ -284,8 +284,10 @@ impl Source for GeneratorSource {
                 batch.push(part.offset, &self.payload);
                 part.offset += 1;
             }
-            batch.finished = part.generator.is_done();
-            part.finished = batch.finished;
+            part.finished = part.generator.is_done();
+            if part.finished {
+                batch.state = PartitionState::Finished;
+            }
             return Ok(Polled::Records(batch));
         }
         Ok(if waiting { Polled::Pending } else { Polled::Exhausted })

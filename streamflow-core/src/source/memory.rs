@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
-use super::{owns, Offset, PartitionId, Polled, RecordBatch, Source, SourceError};
+use super::{owns, Offset, PartitionId, PartitionState, Polled, RecordBatch, Source, SourceError};
 
 /// Serves the records of the partitions a worker owns, each partition's offsets counted from 0.
 #[derive(Clone, Debug, Default)]
@@ -70,8 +70,10 @@ impl Source for MemorySource {
             batch.push(part.next, &payload);
             part.next += 1;
         }
-        batch.finished = part.queue.is_empty();
-        part.finished = batch.finished;
+        part.finished = part.queue.is_empty();
+        if part.finished {
+            batch.state = PartitionState::Finished;
+        }
         Ok(Polled::Records(batch))
     }
 

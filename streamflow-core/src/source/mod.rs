@@ -7,6 +7,7 @@
 
 mod file;
 mod generator;
+pub mod kafka;
 mod memory;
 
 use std::collections::{HashMap, HashSet};
@@ -19,6 +20,7 @@ use timely::dataflow::{ProbeHandle, Scope, StreamVec};
 
 pub use file::FileSource;
 pub use generator::{Generator, GeneratorConfig, GeneratorSource};
+pub use kafka::{Kafka, KafkaConfig, KafkaSource, StartOffsets};
 pub use memory::MemorySource;
 
 use crate::dataflow::Control;
@@ -44,9 +46,11 @@ pub struct RecordBatch {
     /// The offset to read after this batch (one past the last record, or further for sources
     /// that skip offsets).
     pub next_offset: Offset,
-    /// Whether the partition ends here: a bounded source has nothing more, so the partition no
-    /// longer holds the pipeline watermark back.
-    pub finished: bool,
+    /// What the source says of the partition beyond these records.
+    pub state: PartitionState,
+    /// The end of the partition's log when the batch was read (a Kafka high watermark), if
+    /// known: how far behind the reader is.
+    pub end_offset: Option<Offset>,
     offsets: Vec<Offset>,
     ends: Vec<usize>,
     data: Vec<u8>,
@@ -88,6 +92,26 @@ impl RecordBatch {
             .iter()
             .zip(starts.zip(self.ends.iter()))
             .map(|(&offset, (start, &end))| (offset, &self.data[start..end]))
+    }
+}
+
+/// What a source says of a partition: whether it holds the pipeline watermark back.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum PartitionState {
+    /// Records may come: the partition's watermark counts.
+    #[default]
+    Active,
+    /// Caught up and quiet for longer than the idle timeout: the partition does not hold the
+    /// pipeline watermark back until records come again.
+    Idle,
+    /// A bounded source's partition ended: nothing more will come.
+    Finished,
+}
+
+impl PartitionState {
+    /// Whether the partition's watermark holds the pipeline watermark back.
+    pub fn holds_watermark(self) -> bool {
+        self == PartitionState::Active
     }
 }
 
@@ -249,7 +273,7 @@ pub fn read<'scope>(
                 match reader.poll(budget) {
                     Ok(Polled::Records(mut batch)) => {
                         number(&mut batch);
-                        if batch.finished {
+                        if batch.state == PartitionState::Finished {
                             finished.insert(batch.partition);
                         }
                         budget = budget.saturating_sub(batch.len().max(1));
@@ -264,7 +288,8 @@ pub fn read<'scope>(
                         // Partitions the source did not say were finished are, now.
                         let unfinished = reader.positions().into_iter().filter(|(p, _)| !finished.contains(p));
                         output.session(&*cap).give_iterator(unfinished.map(|(partition, offset)| {
-                            let mut batch = RecordBatch { finished: true, ..RecordBatch::new(partition, offset) };
+                            let mut batch =
+                                RecordBatch { state: PartitionState::Finished, ..RecordBatch::new(partition, offset) };
                             number(&mut batch);
                             batch
                         }));

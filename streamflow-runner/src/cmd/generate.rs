@@ -1,42 +1,213 @@
-//! `streamflow generate`: the original pipeline's events, seeded and deterministic.
+//! `streamflow generate`: the original pipeline's events, seeded and deterministic, into Kafka
+//! (keyed by `stream_id`, one producer per partition) or into a JSON-lines file.
 
 use std::fs::File;
-use std::io::{self, BufWriter, Write};
+use std::io::{self, BufWriter, IsTerminal, Write};
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use anyhow::Context;
+use anyhow::{bail, Context};
+use rskafka::client::partition::{Compression, UnknownTopicHandling};
+use rskafka::client::ClientBuilder;
+use rskafka::record::Record;
 use streamflow_core::{EventTime, Generator, GeneratorConfig};
 
 use crate::cli::GenerateArgs;
 
+/// Records per produce request.
+const BATCH_RECORDS: usize = 2_000;
+
 pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
+    anyhow::ensure!(args.rate >= 0.0 && args.rate.is_finite(), "--rate must be 0 or more");
+    let start = match &args.start {
+        Some(text) => EventTime::parse_rfc3339(text).with_context(|| format!("--start {text:?}"))?,
+        None => EventTime::now(),
+    };
     let config = GeneratorConfig {
         seed: args.seed,
         streams: args.streams,
         users: args.users,
-        events: Some(args.count),
-        event_rate: args.event_rate,
-        start: EventTime::parse_rfc3339(&args.start).with_context(|| format!("--start {:?}", args.start))?,
-        partitions: 1,
+        events: (args.count > 0).then_some(args.count),
+        event_rate: args.event_rate.unwrap_or(if args.rate > 0.0 { args.rate } else { 20.0 }),
+        start,
+        partitions: args.partitions.min(args.streams),
         late_ratio: args.late_ratio,
         bad_ratio: args.bad_ratio,
         real_time: false,
     };
     config.validate()?;
-    let mut out: Box<dyn Write> = if args.output.as_os_str() == "-" {
+    tracing::info!(?args, "Generating.");
+    match &args.output {
+        Some(path) => to_file(&config, path),
+        None => tokio::runtime::Runtime::new()?.block_on(to_kafka(&config, &args)),
+    }
+}
+
+/// Writes the partitions' events to one file, taking turns between partitions as a live log
+/// interleaves them.
+fn to_file(config: &GeneratorConfig, path: &Path) -> anyhow::Result<()> {
+    anyhow::ensure!(config.events.is_some(), "--count must be more than 0 with --output");
+    let mut out: Box<dyn Write> = if path.as_os_str() == "-" {
         Box::new(BufWriter::new(io::stdout().lock()))
     } else {
-        let file = File::create(&args.output).with_context(|| format!("cannot create {}", args.output.display()))?;
+        let file = File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
         Box::new(BufWriter::with_capacity(1 << 20, file))
     };
-    let mut generator = Generator::new(&config, 0);
+    let mut generators: Vec<Generator> = (0..config.partitions).map(|p| Generator::new(config, p)).collect();
     let mut payload = Vec::new();
     let mut written = 0u64;
-    while generator.next_into(&mut payload).is_some() {
-        out.write_all(&payload)?;
-        out.write_all(b"\n")?;
-        written += 1;
+    while !generators.is_empty() {
+        generators.retain_mut(|generator| {
+            if generator.next_into(&mut payload).is_none() {
+                return false;
+            }
+            written += 1;
+            out.write_all(&payload).and_then(|()| out.write_all(b"\n")).is_ok()
+        });
     }
-    out.flush().with_context(|| format!("cannot write {}", args.output.display()))?;
-    tracing::info!(events = written, output = %args.output.display(), "Generated.");
+    out.flush().with_context(|| format!("cannot write {}", path.display()))?;
+    tracing::info!(events = written, output = %path.display(), "Generated.");
     Ok(())
+}
+
+fn compression(name: &str) -> anyhow::Result<Compression> {
+    Ok(match name {
+        "none" => Compression::NoCompression,
+        "gzip" => Compression::Gzip,
+        "lz4" => Compression::Lz4,
+        "zstd" => Compression::Zstd,
+        // Snappy is left out on purpose: some Kafka-compatible brokers cannot serve it back.
+        other => bail!("unknown --compression {other:?}: use none, gzip, lz4 or zstd"),
+    })
+}
+
+async fn to_kafka(config: &GeneratorConfig, args: &GenerateArgs) -> anyhow::Result<()> {
+    let compression = compression(&args.compression)?;
+    let topic = &args.kafka.topic;
+    let client = ClientBuilder::new(args.kafka.brokers.clone())
+        .build()
+        .await
+        .with_context(|| format!("cannot reach Kafka at {}", args.kafka.brokers.join(",")))?;
+    let existing = client.list_topics().await.context("cannot list the topics")?;
+    let partitions = match existing.iter().find(|t| &t.name == topic) {
+        Some(found) => found.partitions.len() as u32,
+        None => {
+            let partitions = i32::try_from(config.partitions)?;
+            client
+                .controller_client()?
+                .create_topic(topic, partitions, 1, 5_000)
+                .await
+                .with_context(|| format!("cannot create the topic {topic}"))?;
+            tracing::info!(topic = %topic, partitions, "Created the topic.");
+            config.partitions
+        }
+    };
+    anyhow::ensure!(
+        partitions == config.partitions,
+        "the topic {topic} has {partitions} partitions; run with --partitions {partitions}"
+    );
+
+    let produced = Arc::new(AtomicU64::new(0));
+    let errors = Arc::new(AtomicU64::new(0));
+    let mut producers = Vec::new();
+    for partition in 0..config.partitions {
+        let client = client
+            .partition_client(topic.clone(), i32::try_from(partition)?, UnknownTopicHandling::Retry)
+            .await
+            .with_context(|| format!("cannot reach partition {partition} of {topic}"))?;
+        let generator = Generator::new(config, partition);
+        let rate = args.rate / f64::from(config.partitions);
+        let (produced, errors) = (Arc::clone(&produced), Arc::clone(&errors));
+        producers
+            .push(tokio::spawn(async move { produce(client, generator, compression, rate, &produced, &errors).await }));
+    }
+
+    let progress = tokio::spawn(show_progress(Arc::clone(&produced), Arc::clone(&errors)));
+    let mut result = Ok(());
+    for producer in producers {
+        if let Err(error) = producer.await? {
+            result = Err(error);
+        }
+    }
+    progress.abort();
+    let total = produced.load(Relaxed);
+    eprintln!();
+    tracing::info!(events = total, errors = errors.load(Relaxed), topic = %topic, "Generated.");
+    result
+}
+
+/// Produces one partition's events in batches, `rate` a second (0: as fast as possible).
+async fn produce(
+    client: rskafka::client::partition::PartitionClient,
+    mut generator: Generator,
+    compression: Compression,
+    rate: f64,
+    produced: &AtomicU64,
+    errors: &AtomicU64,
+) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let mut sent = 0u64;
+    let mut payload = Vec::new();
+    let mut records = Vec::with_capacity(BATCH_RECORDS);
+    loop {
+        // At a rate, a batch holds what is due now (at least one event), so events leave on time.
+        let due = if rate > 0.0 {
+            let ahead = sent as f64 / rate - started.elapsed().as_secs_f64();
+            if ahead > 0.0 {
+                tokio::time::sleep(Duration::from_secs_f64(ahead)).await;
+            }
+            ((started.elapsed().as_secs_f64() * rate) as u64).saturating_sub(sent).clamp(1, BATCH_RECORDS as u64)
+        } else {
+            BATCH_RECORDS as u64
+        };
+        while (records.len() as u64) < due {
+            let Some(key) = generator.next_into(&mut payload) else { break };
+            records.push(Record {
+                key: Some(key.as_bytes().to_vec()),
+                value: Some(payload.clone()),
+                headers: Default::default(),
+                timestamp: chrono::Utc::now(),
+            });
+        }
+        if records.is_empty() {
+            return Ok(());
+        }
+        let count = records.len() as u64;
+        // rskafka retries inside; what comes out has failed for good.
+        match client.produce(std::mem::take(&mut records), compression).await {
+            Ok(_) => {
+                sent += count;
+                produced.fetch_add(count, Relaxed);
+            }
+            Err(error) => {
+                errors.fetch_add(count, Relaxed);
+                return Err(error).context("cannot produce to Kafka");
+            }
+        }
+    }
+}
+
+/// A one-line progress display on standard error, rewritten once a second on a terminal.
+async fn show_progress(produced: Arc<AtomicU64>, errors: Arc<AtomicU64>) {
+    let terminal = io::stderr().is_terminal();
+    let started = Instant::now();
+    let mut last = (Instant::now(), 0u64);
+    loop {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let total = produced.load(Relaxed);
+        let rate = (total - last.1) as f64 / last.0.elapsed().as_secs_f64();
+        last = (Instant::now(), total);
+        let line = format!(
+            "generated {total} events, {rate:.0}/s, {} errors, {:.0} s",
+            errors.load(Relaxed),
+            started.elapsed().as_secs_f64()
+        );
+        if terminal {
+            eprint!("\r{line}   ");
+        } else {
+            eprintln!("{line}");
+        }
+    }
 }

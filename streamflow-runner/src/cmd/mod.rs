@@ -2,12 +2,14 @@
 
 mod generate;
 mod replay;
+mod run;
 
 use crate::cli::Command;
 
 /// Runs a subcommand.
 pub fn run(command: Command) -> anyhow::Result<()> {
     match command {
+        Command::Run(args) => run::run(args),
         Command::Replay(args) => replay::run(args),
         Command::Generate(args) => generate::run(args),
     }

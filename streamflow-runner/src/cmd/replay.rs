@@ -7,23 +7,20 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use streamflow_core::sink::postgres::redacted;
 use streamflow_core::source::NoSource;
 use streamflow_core::{
-    FileSource, MemorySink, MetricsSnapshot, Pipeline, PipelineConfig, PostgresConfig, PostgresSink, Row, Source,
-    SourceContext, SourceError, WindowConfig,
+    FileSource, MemorySink, MetricsSnapshot, Pipeline, PostgresSink, Row, Source, SourceContext, SourceError,
 };
 
-use crate::cli::{PipelineArgs, ReplayArgs};
+use crate::cli::ReplayArgs;
 
 /// The CSV header: the key, then the columns of spec §3 in order.
 pub const CSV_HEADER: &str = "window_start,window_end,stream_id,events,chat_messages,donations_count,donations_usd,\
 viewer_joins,viewer_leaves,net_viewer_delta,unique_viewers,active_viewers";
 
 pub fn run(args: ReplayArgs) -> anyhow::Result<()> {
-    let config = pipeline_config(&args.pipeline)?;
-    tracing::info!(input = %args.input.display(), ?config, database = ?args.database.database_url.as_deref().map(redacted),
-        "Replaying.");
+    let config = args.pipeline.config()?;
+    tracing::info!(?args, "Replaying.");
     let source = FileSource::open(&args.input).with_context(|| format!("cannot open {}", args.input.display()))?;
     let source = Mutex::new(Some(source));
     let sources = move |ctx: &SourceContext| -> Result<Box<dyn Source>, SourceError> {
@@ -36,7 +33,7 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<()> {
     };
     let started = Instant::now();
 
-    let Some(url) = &args.database.database_url else {
+    if args.database.database_url.is_none() {
         let sink = MemorySink::new();
         let table = sink.table();
         let metrics = Pipeline::new(config).run(sources, sink).context("the replay failed")?;
@@ -44,14 +41,13 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<()> {
         let mut out = BufWriter::new(io::stdout().lock());
         write_csv(&mut out, &table.rows()).context("cannot write the rows")?;
         return out.flush().context("cannot write the rows");
-    };
+    }
 
     let topic = args.topic.clone().unwrap_or_else(|| match args.input.file_name() {
         Some(name) if args.input.as_os_str() != "-" => name.to_string_lossy().into_owned(),
         _ => "stdin".to_owned(),
     });
-    let mut sink_config = PostgresConfig::new(url, &args.database.pipeline_name, topic);
-    sink_config.commit_interval = Duration::from_millis(args.database.commit_interval_ms);
+    let sink_config = args.database.postgres(&topic).expect("a database URL is given");
     let sink = PostgresSink::connect(sink_config).context("cannot use the database")?;
     let stats = sink.stats();
     let metrics = Pipeline::new(config).run(sources, sink).context("the replay failed")?;
@@ -70,7 +66,7 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<()> {
 }
 
 /// The replay's figures on standard error.
-fn report(metrics: &MetricsSnapshot, elapsed: Duration) {
+pub fn report(metrics: &MetricsSnapshot, elapsed: Duration) {
     eprintln!(
         "replayed {} records ({} accepted, {} dead letters) in {:.2} s: {:.0} records/s",
         metrics.records,
@@ -82,16 +78,6 @@ fn report(metrics: &MetricsSnapshot, elapsed: Duration) {
     for (reason, count) in &metrics.dead_letters {
         eprintln!("dead letters\t{reason}\t{count}");
     }
-}
-
-/// The pipeline configuration the flags describe.
-pub fn pipeline_config(args: &PipelineArgs) -> anyhow::Result<PipelineConfig> {
-    anyhow::ensure!(args.workers >= 1, "--workers must be at least 1");
-    Ok(PipelineConfig {
-        window: WindowConfig::new(args.window_seconds, args.lateness_seconds)?,
-        workers: args.workers,
-        ..PipelineConfig::default()
-    })
 }
 
 /// Writes `rows` as CSV, sorted as given, with [`CSV_HEADER`].

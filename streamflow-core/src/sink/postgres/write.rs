@@ -5,7 +5,7 @@
 //! answer was lost) leaves the same tables.
 
 use std::collections::BTreeMap;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use postgres::{Client, Statement};
 
@@ -98,7 +98,7 @@ pub(super) fn write(
 
     if !batch.rows.is_empty() {
         let rows: Vec<_> = batch.rows.iter().map(RowChange::row).collect();
-        let times = |f: fn(&crate::Row) -> EventTime| rows.iter().map(|r| system_time(f(r))).collect::<Vec<_>>();
+        let times = |f: fn(&crate::Row) -> EventTime| rows.iter().map(|r| SystemTime::from(f(r))).collect::<Vec<_>>();
         let ints = |f: fn(&crate::Row) -> i64| rows.iter().map(|r| f(r)).collect::<Vec<i64>>();
         let stream_ids: Vec<&str> = rows.iter().map(|r| r.stream_id.as_str()).collect();
         let finals: Vec<bool> = batch.rows.iter().map(RowChange::is_final).collect();
@@ -131,7 +131,7 @@ pub(super) fn write(
         }
         let ids: Vec<&str> = newest.keys().copied().collect();
         let active: Vec<i64> = newest.values().map(|(_, a)| count(*a)).collect();
-        let windows: Vec<SystemTime> = newest.values().map(|(w, _)| system_time(*w)).collect();
+        let windows: Vec<SystemTime> = newest.values().map(|(w, _)| SystemTime::from(*w)).collect();
         tx.execute(&statements.stream_state, &[&ids, &active, &windows])?;
     }
 
@@ -154,16 +154,17 @@ pub(super) fn write(
         let positions: Vec<&PartitionPosition> = checkpoint.positions.values().collect();
         let partitions: Vec<i32> = positions.iter().map(|p| partition(p.partition)).collect();
         let next: Vec<i64> = positions.iter().map(|p| p.next_offset).collect();
-        let max_ts: Vec<Option<SystemTime>> = positions.iter().map(|p| p.max_ts.map(system_time)).collect();
+        let max_ts: Vec<Option<SystemTime>> = positions.iter().map(|p| p.max_ts.map(SystemTime::from)).collect();
         let replay: Vec<i64> = positions.iter().map(|p| p.replay_from).collect();
-        let replay_ts: Vec<Option<SystemTime>> = positions.iter().map(|p| p.replay_max_ts.map(system_time)).collect();
+        let replay_ts: Vec<Option<SystemTime>> =
+            positions.iter().map(|p| p.replay_max_ts.map(SystemTime::from)).collect();
         tx.execute(
             &statements.offsets,
             &[&config.pipeline, &config.topic, &partitions, &next, &max_ts, &replay, &replay_ts],
         )?;
     }
     if let Some(closed) = checkpoint.closed_through {
-        tx.execute(&statements.closed_through, &[&config.pipeline, &system_time(closed)])?;
+        tx.execute(&statements.closed_through, &[&config.pipeline, &SystemTime::from(closed)])?;
     }
     if !checkpoint.closed_audience.is_empty() {
         let streams: Vec<&str> = checkpoint.closed_audience.keys().map(StreamId::as_str).collect();
@@ -189,16 +190,16 @@ pub(super) fn read_checkpoint(client: &mut Client, config: &PostgresConfig) -> R
             PartitionPosition {
                 partition,
                 next_offset: row.get(1),
-                max_ts: row.get::<_, Option<SystemTime>>(2).map(event_time),
+                max_ts: row.get::<_, Option<SystemTime>>(2).map(EventTime::from),
                 replay_from: row.get(3),
-                replay_max_ts: row.get::<_, Option<SystemTime>>(4).map(event_time),
+                replay_max_ts: row.get::<_, Option<SystemTime>>(4).map(EventTime::from),
             },
         );
     }
     if let Some(row) =
         client.query_opt("SELECT closed_through FROM pipeline_checkpoints WHERE pipeline = $1", &[&config.pipeline])?
     {
-        checkpoint.closed_through = row.get::<_, Option<SystemTime>>(0).map(event_time);
+        checkpoint.closed_through = row.get::<_, Option<SystemTime>>(0).map(EventTime::from);
     }
     for row in client.query(
         "SELECT stream_id, closed_net_viewers FROM stream_checkpoints WHERE pipeline = $1",
@@ -216,34 +217,4 @@ fn count(n: u64) -> i64 {
 
 fn partition(partition: crate::PartitionId) -> i32 {
     i32::try_from(partition).unwrap_or(i32::MAX)
-}
-
-/// An event time as a `timestamptz` parameter (both have microseconds).
-pub(super) fn system_time(time: EventTime) -> SystemTime {
-    let micros = time.micros();
-    if micros >= 0 {
-        UNIX_EPOCH + Duration::from_micros(micros.unsigned_abs())
-    } else {
-        UNIX_EPOCH - Duration::from_micros(micros.unsigned_abs())
-    }
-}
-
-/// A `timestamptz` as an event time.
-pub(super) fn event_time(time: SystemTime) -> EventTime {
-    match time.duration_since(UNIX_EPOCH) {
-        Ok(after) => EventTime(i64::try_from(after.as_micros()).unwrap_or(i64::MAX)),
-        Err(before) => EventTime(-i64::try_from(before.duration().as_micros()).unwrap_or(i64::MAX)),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn event_times_survive_the_round_trip_through_system_time() {
-        for micros in [0, 1, -1, 1_766_255_678_300_308, -86_400_000_001] {
-            assert_eq!(event_time(system_time(EventTime(micros))), EventTime(micros));
-        }
-    }
 }

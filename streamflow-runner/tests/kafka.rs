@@ -1,0 +1,271 @@
+//! `streamflow generate` and `streamflow run` against a real Kafka-protocol broker (tansu) and
+//! a real PostgreSQL: the original's smoke test, automated; exactness against `streamflow replay`
+//! over the same events; and kill -9, a broker restart and a database restart in the middle.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+use rand::{Rng, SeedableRng};
+use rskafka::client::partition::{Compression, UnknownTopicHandling};
+use rskafka::client::ClientBuilder;
+use rskafka::record::Record;
+use streamflow_testkit::{Postgres, Storage, Tansu};
+
+const EVENTS: u64 = 200_000;
+const TOPIC: &str = "stream.events";
+
+/// A child process killed when dropped, so that a failing test leaves nothing running.
+struct Running(Child);
+
+impl Running {
+    fn spawn(command: &mut Command) -> Running {
+        Running(command.stdout(Stdio::null()).spawn().expect("streamflow starts"))
+    }
+
+    /// SIGTERM, and waits: the run must stop cleanly.
+    fn terminate(mut self) {
+        let pid = self.0.id().to_string();
+        assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+        let status = wait(&mut self.0, Duration::from_secs(60));
+        assert!(status.success(), "streamflow run did not stop cleanly: {status}");
+    }
+
+    fn kill(mut self) {
+        self.0.kill().unwrap();
+        self.0.wait().unwrap();
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The flags that fix the events: Kafka and `--output` get the same ones.
+fn seeded(count: u64) -> Vec<String> {
+    let flags = [
+        "--count",
+        &count.to_string(),
+        "--partitions",
+        "4",
+        "--streams",
+        "6",
+        "--seed",
+        "11",
+        "--start",
+        "2025-12-20T18:00:00Z",
+        "--event-rate",
+        "20",
+        "--late-ratio",
+        "0.01",
+        "--bad-ratio",
+        "0.01",
+    ];
+    flags.iter().map(|s| s.to_string()).collect()
+}
+
+/// Produces the seeded events at `rate` a second (0: at once).
+fn produce(broker: &Tansu, count: u64, rate: u32) -> Command {
+    let mut command = streamflow(&["generate", "--brokers", &broker.address(), "--topic", TOPIC]);
+    command.args(seeded(count)).args(["--rate", &rate.to_string(), "--compression", "lz4"]);
+    command
+}
+
+/// The same events in a file, for `streamflow replay`.
+fn seeded_file(dir: &Path, count: u64) -> std::path::PathBuf {
+    let path = dir.join("events.jsonl");
+    succeed(streamflow(&["generate", "--output", path.to_str().unwrap()]).args(seeded(count)));
+    path
+}
+
+fn run(broker: &Tansu, url: &str) -> Command {
+    let mut command = streamflow(&["run", "--brokers", &broker.address(), "--topic", TOPIC, "--database-url", url]);
+    command.args(["--commit-interval-ms", "100", "--idle-timeout-seconds", "0"]);
+    command
+}
+
+/// The pipeline reading the topic from its start.
+fn run_from_earliest(broker: &Tansu, url: &str) -> Command {
+    let mut command = run(broker, url);
+    command.args(["--start-offsets", "earliest"]);
+    command
+}
+
+fn query_i64(url: &str, sql: &str) -> Option<i64> {
+    let mut client = postgres::Client::connect(url, postgres::NoTls).ok()?;
+    client.query_one(sql, &[]).ok()?.get::<_, Option<i64>>(0)
+}
+
+/// Waits until the committed offsets account for `count` records.
+fn wait_for_offsets(url: &str, count: u64, timeout: Duration) {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let committed = query_i64(url, "SELECT sum(next_offset)::int8 FROM source_offsets").unwrap_or(0);
+        if committed == count as i64 {
+            return;
+        }
+        assert!(Instant::now() < deadline, "only {committed} of {count} records committed after {timeout:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn assert_exact(url: &str, events: &Path) {
+    assert_eq!(table_csv(url), expected_csv(events, LATENESS));
+    assert_eq!(dead_letters(url), reported_dead_letters(events, LATENESS));
+}
+
+#[test]
+fn the_pipeline_over_kafka_equals_a_replay_of_the_same_events() {
+    let broker = Tansu::start(Storage::Memory).unwrap();
+    let pg = Postgres::start().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    succeed(&mut produce(&broker, EVENTS, 0));
+    let pipeline = Running::spawn(&mut run_from_earliest(&broker, &pg.url()));
+    wait_for_offsets(&pg.url(), EVENTS, Duration::from_secs(120));
+    pipeline.terminate();
+    let events = seeded_file(dir.path(), EVENTS);
+    assert_exact(&pg.url(), &events);
+    let late = dead_letters(&pg.url())["late"];
+    assert!(late > 1_000, "{late} late events");
+}
+
+#[test]
+fn kill_9_while_the_generator_writes_ends_with_the_exact_table() {
+    let broker = Tansu::start(Storage::Memory).unwrap();
+    let pg = Postgres::start().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let generator = Running::spawn(&mut produce(&broker, EVENTS, 20_000));
+    let reader = Reader::start(pg.url());
+    let mut rng = rand::rngs::SmallRng::seed_from_u64(7);
+    for _ in 0..6 {
+        let pipeline = Running::spawn(run_from_earliest(&broker, &pg.url()).stderr(Stdio::null()));
+        std::thread::sleep(Duration::from_millis(rng.random_range(700..2_000)));
+        pipeline.kill();
+    }
+    let mut generator = generator;
+    assert!(wait(&mut generator.0, Duration::from_secs(120)).success());
+    let pipeline = Running::spawn(&mut run_from_earliest(&broker, &pg.url()));
+    wait_for_offsets(&pg.url(), EVENTS, Duration::from_secs(120));
+    pipeline.terminate();
+    assert!(reader.finish() > 10);
+    assert_exact(&pg.url(), &seeded_file(dir.path(), EVENTS));
+}
+
+#[test]
+fn a_broker_restart_and_a_database_restart_during_a_run_end_exact() {
+    let mut broker = Tansu::start(Storage::Sqlite).unwrap();
+    let pg = Postgres::start().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    succeed(&mut produce(&broker, EVENTS, 0));
+    let pipeline = Running::spawn(&mut run_from_earliest(&broker, &pg.url()));
+    std::thread::sleep(Duration::from_millis(1_500));
+    broker.stop();
+    std::thread::sleep(Duration::from_secs(2));
+    broker.start_again().unwrap();
+    std::thread::sleep(Duration::from_millis(1_500));
+    pg.stop().unwrap();
+    std::thread::sleep(Duration::from_secs(2));
+    pg.start_again().unwrap();
+    wait_for_offsets(&pg.url(), EVENTS, Duration::from_secs(180));
+    pipeline.terminate();
+    assert_exact(&pg.url(), &seeded_file(dir.path(), EVENTS));
+}
+
+/// The high watermarks of the topic's partitions.
+fn end_offsets(runtime: &tokio::runtime::Runtime, broker: &Tansu) -> BTreeMap<i32, i64> {
+    runtime.block_on(async {
+        let client = ClientBuilder::new(vec![broker.address()]).build().await.unwrap();
+        let topics = client.list_topics().await.unwrap();
+        let partitions = &topics.iter().find(|t| t.name == TOPIC).unwrap().partitions;
+        let mut ends = BTreeMap::new();
+        for &partition in partitions {
+            let partition_client =
+                client.partition_client(TOPIC, partition, UnknownTopicHandling::Retry).await.unwrap();
+            let (_, high_watermark) = partition_client.fetch_records(0, 1..2, 0).await.unwrap();
+            ends.insert(partition, high_watermark);
+        }
+        ends
+    })
+}
+
+#[test]
+fn smoke_what_the_original_smoke_test_checks() {
+    let broker = Tansu::start(Storage::Memory).unwrap();
+    let pg = Postgres::start().unwrap();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    // Live events, their times following the clock, as the original's generator makes them.
+    let mut generator = streamflow(&["generate", "--brokers", &broker.address(), "--topic", TOPIC]);
+    generator.args(["--partitions", "4", "--rate", "500"]);
+    let _generator = Running::spawn(&mut generator);
+    let mut pipeline = run(&broker, &pg.url());
+    pipeline.args(["--start-offsets", "latest"]);
+    let pipeline = Running::spawn(&mut pipeline);
+
+    // The topic exists, and the generator's offsets advance.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let topics = loop {
+        let topics: Vec<String> = runtime.block_on(async {
+            let client = ClientBuilder::new(vec![broker.address()]).build().await.unwrap();
+            client.list_topics().await.unwrap().into_iter().map(|t| t.name).collect()
+        });
+        if topics.iter().any(|t| t == TOPIC) || Instant::now() > deadline {
+            break topics;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(topics.iter().any(|t| t == TOPIC), "{topics:?}");
+    let before: i64 = end_offsets(&runtime, &broker).values().sum();
+    std::thread::sleep(Duration::from_secs(1));
+    let after: i64 = end_offsets(&runtime, &broker).values().sum();
+    assert!(after > before, "the offsets did not advance: {before} then {after}");
+
+    // Rows appear in Postgres.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while query_i64(&pg.url(), "SELECT count(*) FROM stream_metrics_minute").unwrap_or(0) == 0 {
+        assert!(Instant::now() < deadline, "no rows in Postgres after 30 s");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    // A donation of a known amount, now, on a stream of its own, shows up in its window exactly.
+    let now = streamflow_core::EventTime::now();
+    let payload = format!(
+        r#"{{"event_id":"smoke-1","ts":"{now}","event_type":"donation","stream_id":"smoke_stream","user_id":"u1","amount_usd":123.45}}"#
+    );
+    runtime.block_on(async {
+        let client = ClientBuilder::new(vec![broker.address()]).build().await.unwrap();
+        let partition = client.partition_client(TOPIC, 0, UnknownTopicHandling::Retry).await.unwrap();
+        let record = Record {
+            key: Some(b"smoke_stream".to_vec()),
+            value: Some(payload.into_bytes()),
+            headers: Default::default(),
+            timestamp: chrono::Utc::now(),
+        };
+        partition.produce(vec![record], Compression::NoCompression).await.unwrap();
+    });
+    let window = streamflow_core::WindowConfig::default().start_of(now);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let row = loop {
+        let mut client = postgres::Client::connect(&pg.url(), postgres::NoTls).unwrap();
+        let row = client
+            .query_opt(
+                "SELECT donations_usd::text, donations_count, window_start = $1 FROM stream_metrics_minute
+                 WHERE stream_id = 'smoke_stream'",
+                &[&std::time::SystemTime::from(window)],
+            )
+            .unwrap();
+        if let Some(row) = row {
+            break (row.get::<_, String>(0), row.get::<_, i64>(1), row.get::<_, bool>(2));
+        }
+        assert!(Instant::now() < deadline, "the donation did not arrive in 30 s");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(row, ("123.45".to_owned(), 1, true));
+    pipeline.terminate();
+}
