@@ -23,6 +23,62 @@ pub struct Metrics {
     row_changes: AtomicU64,
 }
 
+/// A histogram of durations in fixed buckets (Prometheus' cumulative `le` buckets), safe to
+/// update from any thread.
+#[derive(Debug)]
+pub struct Histogram {
+    bounds: &'static [f64],
+    counts: Vec<AtomicU64>,
+    sum_micros: AtomicU64,
+}
+
+impl Histogram {
+    /// Bucket bounds, in seconds, for work that takes from half a millisecond to seconds.
+    pub const SECONDS: &'static [f64] =
+        &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+
+    /// A histogram with the bounds of [`Histogram::SECONDS`].
+    pub fn seconds() -> Histogram {
+        Histogram {
+            bounds: Self::SECONDS,
+            counts: (0..=Self::SECONDS.len()).map(|_| AtomicU64::new(0)).collect(),
+            sum_micros: AtomicU64::new(0),
+        }
+    }
+
+    /// Counts one observation.
+    pub fn observe(&self, duration: std::time::Duration) {
+        let seconds = duration.as_secs_f64();
+        let bucket = self.bounds.iter().position(|&bound| seconds <= bound).unwrap_or(self.bounds.len());
+        self.counts[bucket].fetch_add(1, Relaxed);
+        self.sum_micros.fetch_add(u64::try_from(duration.as_micros()).unwrap_or(u64::MAX), Relaxed);
+    }
+
+    /// `(upper bound, cumulative count)` per bucket, the last bound being infinity; the sum of the
+    /// observations in seconds; their count.
+    pub fn read(&self) -> (Vec<(f64, u64)>, f64, u64) {
+        let mut cumulative = 0;
+        let buckets = self
+            .bounds
+            .iter()
+            .copied()
+            .chain([f64::INFINITY])
+            .zip(&self.counts)
+            .map(|(bound, count)| {
+                cumulative += count.load(Relaxed);
+                (bound, cumulative)
+            })
+            .collect();
+        (buckets, self.sum_micros.load(Relaxed) as f64 / 1e6, cumulative)
+    }
+}
+
+impl Default for Histogram {
+    fn default() -> Self {
+        Histogram::seconds()
+    }
+}
+
 /// What is known of one partition.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct PartitionMetrics {
@@ -149,5 +205,23 @@ impl Metrics {
             epochs: self.epochs.load(Relaxed),
             row_changes: self.row_changes.load(Relaxed),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histogram_buckets_are_cumulative() {
+        let histogram = Histogram::seconds();
+        for millis in [0, 3, 3, 40, 20_000] {
+            histogram.observe(std::time::Duration::from_millis(millis));
+        }
+        let (buckets, sum, count) = histogram.read();
+        assert_eq!(count, 5);
+        assert!((sum - 20.046).abs() < 1e-9);
+        let at = |bound: f64| buckets.iter().find(|(b, _)| *b == bound).unwrap().1;
+        assert_eq!((at(0.0005), at(0.005), at(0.05), at(10.0), at(f64::INFINITY)), (1, 3, 4, 4, 5));
     }
 }

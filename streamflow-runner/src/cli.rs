@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
@@ -29,6 +30,26 @@ pub enum Command {
     Replay(ReplayArgs),
     /// Generate the original pipeline's events, into Kafka or a JSON-lines file.
     Generate(GenerateArgs),
+    /// Serve the HTTP query API over the PostgreSQL tables.
+    Serve(ServeArgs),
+}
+
+/// `streamflow serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Listen on this address.
+    #[arg(long, env = "HTTP_ADDR", default_value = "127.0.0.1:8000")]
+    pub http_addr: SocketAddr,
+    /// The database to read (`postgres://user:password@host:port/database`).
+    #[arg(long, env = "DATABASE_URL")]
+    pub database_url: String,
+}
+
+impl ServeArgs {
+    /// As derived, without the password.
+    pub fn redacted(&self) -> String {
+        format!("ServeArgs {{ http_addr: {}, database_url: {} }}", self.http_addr, redacted(&self.database_url))
+    }
 }
 
 /// Where events come from.
@@ -59,6 +80,10 @@ pub struct RunArgs {
     pub pipeline: PipelineArgs,
     #[command(flatten)]
     pub database: DatabaseArgs,
+    /// Serve the HTTP query API on this address too, from the database or, without one, from
+    /// the pipeline's in-memory table.
+    #[arg(long, env = "HTTP_ADDR")]
+    pub http_addr: Option<SocketAddr>,
 }
 
 /// Window size, lateness and workers: how the pipeline computes.

@@ -3,6 +3,7 @@
 mod generate;
 mod replay;
 mod run;
+mod serve;
 
 use crate::cli::Command;
 
@@ -12,5 +13,6 @@ pub fn run(command: Command) -> anyhow::Result<()> {
         Command::Run(args) => run::run(args),
         Command::Replay(args) => replay::run(args),
         Command::Generate(args) => generate::run(args),
+        Command::Serve(args) => serve::run(args),
     }
 }

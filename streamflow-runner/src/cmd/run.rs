@@ -1,20 +1,30 @@
 //! `streamflow run`: Kafka → dataflow → PostgreSQL (or an in-memory table without a database),
-//! until SIGTERM or SIGINT, which stop it at the end of the current epoch with everything read
-//! committed.
+//! with the HTTP API in the same process when asked, until SIGTERM or SIGINT, which stop the
+//! pipeline at the end of the current epoch with everything read committed.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use streamflow_core::{
-    Control, Kafka, KafkaConfig, MemorySink, Pipeline, PipelineConfig, PostgresSink, RunningPipeline, Sink, Source,
+    Kafka, KafkaConfig, MemorySink, Pipeline, PipelineConfig, PostgresSink, RunningPipeline, Sink, Source,
     SourceContext, SourceError,
 };
+use streamflow_runner::api::{self, Store, Telemetry};
+use streamflow_runner::shutdown_signal;
 
 use crate::cli::RunArgs;
 
 /// How often the pipeline's figures are logged.
 const STATUS_EVERY: Duration = Duration::from_secs(10);
+
+/// What to serve over HTTP beside the pipeline.
+struct Http {
+    addr: SocketAddr,
+    store: Store,
+    telemetry: Arc<Telemetry>,
+}
 
 pub fn run(args: RunArgs) -> anyhow::Result<()> {
     tracing::info!(?args, "Starting.");
@@ -22,46 +32,56 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     let mut kafka = KafkaConfig::new(args.kafka.brokers.clone(), &args.kafka.topic);
     kafka.start = args.start_offsets;
     kafka.idle_timeout = (args.idle_timeout_seconds > 0).then(|| Duration::from_secs(args.idle_timeout_seconds));
+    let telemetry = Arc::new(Telemetry::default());
 
     match args.database.postgres(&args.kafka.topic) {
         Some(postgres) => {
+            let url = postgres.url.clone();
             let sink = PostgresSink::connect(postgres).context("cannot use the database")?;
-            run_pipeline(config, kafka, sink)
+            telemetry.with_postgres(sink.stats());
+            let http = args
+                .http_addr
+                .map(|addr| Ok::<_, anyhow::Error>(Http { addr, store: Store::postgres(&url)?, telemetry }));
+            run_pipeline(config, kafka, sink, http.transpose()?)
         }
         None => {
             tracing::warn!("No --database-url: the results stay in memory and are lost when the process stops.");
-            run_pipeline(config, kafka, MemorySink::with_retention(Duration::from_secs(7 * 24 * 3600)))
+            let sink = MemorySink::with_retention(Duration::from_secs(7 * 24 * 3600));
+            let http = args.http_addr.map(|addr| Http { addr, store: Store::Memory(sink.table()), telemetry });
+            run_pipeline(config, kafka, sink, http)
         }
     }
 }
 
-fn run_pipeline(config: PipelineConfig, kafka: KafkaConfig, sink: impl Sink) -> anyhow::Result<()> {
+fn run_pipeline(config: PipelineConfig, kafka: KafkaConfig, sink: impl Sink, http: Option<Http>) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     let kafka = Arc::new(Kafka::connect(kafka).context("cannot use Kafka")?);
     let sources =
         move |ctx: &SourceContext| -> Result<Box<dyn Source>, SourceError> { Ok(Box::new(kafka.source(ctx)?)) };
     let running = Pipeline::new(config).spawn(sources, sink).context("cannot start the pipeline")?;
-    stop_on_signal(running.control())?;
-    log_status_until_finished(&running);
-    let metrics = running.join().context("the pipeline failed")?;
-    tracing::info!(records = metrics.records, dead_letters = metrics.dead_letters_total(), "Stopped.");
-    Ok(())
-}
 
-/// Stops the pipeline on SIGTERM or SIGINT.
-fn stop_on_signal(control: Control) -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    std::thread::Builder::new().name("signals".into()).spawn(move || {
-        runtime.block_on(async {
-            let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-                .expect("SIGTERM can be handled");
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = terminate.recv() => {}
-            }
-        });
+    let control = running.control();
+    runtime.spawn(async move {
+        shutdown_signal().await;
         tracing::info!("Stopping: finishing the current epoch and committing it.");
         control.stop();
-    })?;
+    });
+    let (stopped, on_stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = http.map(|http| {
+        http.telemetry.with_pipeline(Arc::clone(running.control().metrics()));
+        runtime.spawn(api::serve(http.addr, http.store, http.telemetry, async {
+            let _ = on_stopped.await;
+        }))
+    });
+
+    log_status_until_finished(&running);
+    let result = running.join().context("the pipeline failed");
+    let _ = stopped.send(());
+    if let Some(server) = server {
+        runtime.block_on(server)?.context("the HTTP API failed")?;
+    }
+    let metrics = result?;
+    tracing::info!(records = metrics.records, dead_letters = metrics.dead_letters_total(), "Stopped.");
     Ok(())
 }
 

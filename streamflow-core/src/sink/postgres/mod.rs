@@ -35,6 +35,7 @@ pub use schema::{migrate, MIGRATIONS};
 
 use super::{EpochBatch, Sink, SinkError};
 use crate::checkpoint::Checkpoint;
+use crate::metrics::Histogram;
 use write::Statements;
 
 /// Whether a database error may pass by itself, so that retrying makes sense: the connection
@@ -67,6 +68,8 @@ pub struct PostgresStats {
     pub retries: AtomicU64,
     /// Whether the last attempt reached the database.
     pub database_up: AtomicBool,
+    /// How long commits take.
+    pub commit_seconds: Histogram,
     recent_commits: Mutex<VecDeque<Duration>>,
 }
 
@@ -76,6 +79,7 @@ impl PostgresStats {
 
     fn committed(&self, took: Duration) {
         self.commits.fetch_add(1, Relaxed);
+        self.commit_seconds.observe(took);
         let mut recent = self.recent_commits.lock().unwrap_or_else(|e| e.into_inner());
         if recent.len() == Self::RECENT_COMMITS {
             recent.pop_front();

@@ -1,0 +1,139 @@
+//! The HTTP query API (spec §6), served by warp: `streamflow serve` on its own, or inside
+//! `streamflow run` and the embedded example.
+//!
+//! Routes live in [`handlers`], their parameters in [`params`], the reads in [`store`], the
+//! request counters and `/prometheus` in [`telemetry`]; this module wires them, with a timeout
+//! on every request, JSON for every refusal, and `/openapi.json` generated from the handlers.
+
+pub mod handlers;
+pub mod params;
+pub mod store;
+pub mod telemetry;
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+use utoipa::OpenApi;
+use warp::http::StatusCode;
+use warp::reply::Response;
+use warp::{Filter, Rejection, Reply};
+
+use handlers::{answer, error_reply, Failure};
+use params::Query;
+pub use store::Store;
+use store::Unavailable;
+pub use telemetry::Telemetry;
+
+/// How long a request may take before it is answered 503.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The API's description, generated from the handlers' annotations.
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "streamflow", description = "Per-minute metrics of live streams (spec §6)."),
+    paths(
+        handlers::health,
+        handlers::metrics,
+        handlers::latest,
+        handlers::top,
+        handlers::stream_metrics,
+        telemetry::prometheus_route
+    )
+)]
+pub struct ApiDoc;
+
+/// A handler's answer, or 503 when it takes longer than [`REQUEST_TIMEOUT`].
+async fn within<T: Serialize>(handler: impl Future<Output = Result<T, Failure>>) -> Response {
+    let timed_out = || Failure::Unavailable(Unavailable(format!("no answer within {REQUEST_TIMEOUT:?}")));
+    answer(tokio::time::timeout(REQUEST_TIMEOUT, handler).await.unwrap_or_else(|_| Err(timed_out())))
+}
+
+/// The routes, ready to serve.
+pub fn routes(
+    store: Store,
+    telemetry: Arc<Telemetry>,
+) -> impl Filter<Extract = (impl Reply,), Error = Infallible> + Clone {
+    let store = warp::any().map(move || store.clone());
+    let query = warp::query::<HashMap<String, String>>().map(Query::new);
+    let with_telemetry = {
+        let telemetry = Arc::clone(&telemetry);
+        warp::any().map(move || Arc::clone(&telemetry))
+    };
+
+    let health = warp::path!("health").and(store.clone()).then(|store: Store| async move {
+        tokio::time::timeout(REQUEST_TIMEOUT, handlers::health(store)).await.unwrap_or_else(|_| {
+            error_reply(StatusCode::SERVICE_UNAVAILABLE, format!("no answer within {REQUEST_TIMEOUT:?}"))
+        })
+    });
+    let metrics = warp::path!("metrics")
+        .and(store.clone())
+        .and(query)
+        .then(|store, query| within(handlers::metrics(store, query)));
+    let latest = warp::path!("metrics" / "latest").and(store.clone()).then(|store| within(handlers::latest(store)));
+    let top = warp::path!("streams" / "top")
+        .and(store.clone())
+        .and(query)
+        .then(|store, query| within(handlers::top(store, query)));
+    let stream_metrics = warp::path!("streams" / String / "metrics")
+        .and(store.clone())
+        .and(query)
+        .then(|stream_id, store, query| within(handlers::stream_metrics(store, stream_id, query)));
+    let prometheus = warp::path!("prometheus").and(store).and(with_telemetry).then(telemetry::prometheus_route);
+    let openapi = warp::path!("openapi.json").map(|| {
+        let json = ApiDoc::openapi().to_json().unwrap_or_default();
+        warp::reply::with_header(json, "content-type", "application/json").into_response()
+    });
+
+    warp::get()
+        .and(
+            health
+                .or(latest)
+                .unify()
+                .or(metrics)
+                .unify()
+                .or(top)
+                .unify()
+                .or(stream_metrics)
+                .unify()
+                .or(prometheus)
+                .unify()
+                .or(openapi)
+                .unify(),
+        )
+        .recover(rejected)
+        .unify()
+        .with(warp::log::custom(move |info| telemetry.observe(info.path(), info.status(), info.elapsed())))
+}
+
+/// What warp refused before a handler ran, as JSON.
+async fn rejected(rejection: Rejection) -> Result<Response, Infallible> {
+    let (status, error) = if rejection.is_not_found() {
+        (StatusCode::NOT_FOUND, "no such route".to_owned())
+    } else if let Some(error) = rejection.find::<warp::reject::InvalidQuery>() {
+        (StatusCode::BAD_REQUEST, format!("the query string is not valid: {error}"))
+    } else if rejection.find::<warp::reject::MethodNotAllowed>().is_some() {
+        (StatusCode::METHOD_NOT_ALLOWED, "only GET is served".to_owned())
+    } else {
+        (StatusCode::BAD_REQUEST, format!("the request is not valid: {rejection:?}"))
+    };
+    Ok(error_reply(status, error))
+}
+
+/// Serves the API on `addr` until `shutdown` completes, then finishes the requests under way.
+pub async fn serve(
+    addr: SocketAddr,
+    store: Store,
+    telemetry: Arc<Telemetry>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let listener =
+        tokio::net::TcpListener::bind(addr).await.map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;
+    tracing::info!(addr = %listener.local_addr()?, "Serving the HTTP API.");
+    warp::serve(routes(store, telemetry)).incoming(listener).graceful(shutdown).run().await;
+    Ok(())
+}

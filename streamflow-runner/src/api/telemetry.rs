@@ -1,0 +1,215 @@
+//! The API's own figures, and `/prometheus`: requests and their latency per route, whether the
+//! database answers, and — when the pipeline runs in the same process — its figures (spec §7).
+//!
+//! Labels stay few: a route is named by its template (`/streams/{stream_id}/metrics`), never by
+//! the path a client sent.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use streamflow_core::metrics::Histogram;
+use streamflow_core::sink::postgres::PostgresStats;
+use streamflow_core::Metrics;
+use warp::http::StatusCode;
+use warp::reply::Response;
+use warp::Reply;
+
+use super::store::Store;
+
+/// The routes, by template.
+const ROUTES: [&str; 8] = [
+    "/health",
+    "/metrics",
+    "/metrics/latest",
+    "/streams/top",
+    "/streams/{stream_id}/metrics",
+    "/prometheus",
+    "/openapi.json",
+    "other",
+];
+
+/// The template a request's path was served by.
+fn route_of(path: &str) -> &'static str {
+    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    match segments.as_slice() {
+        ["health"] => "/health",
+        ["metrics"] => "/metrics",
+        ["metrics", "latest"] => "/metrics/latest",
+        ["streams", "top"] => "/streams/top",
+        ["streams", _, "metrics"] => "/streams/{stream_id}/metrics",
+        ["prometheus"] => "/prometheus",
+        ["openapi.json"] => "/openapi.json",
+        _ => "other",
+    }
+}
+
+/// Counters and histograms of the API, and handles on the pipeline's figures.
+pub struct Telemetry {
+    requests: Mutex<BTreeMap<(&'static str, u16), u64>>,
+    latency: BTreeMap<&'static str, Histogram>,
+    pipeline: OnceLock<Arc<Metrics>>,
+    postgres: OnceLock<Arc<PostgresStats>>,
+}
+
+impl Default for Telemetry {
+    fn default() -> Self {
+        Telemetry {
+            requests: Mutex::default(),
+            latency: ROUTES.iter().map(|&route| (route, Histogram::seconds())).collect(),
+            pipeline: OnceLock::new(),
+            postgres: OnceLock::new(),
+        }
+    }
+}
+
+impl Telemetry {
+    /// Adds the figures of a pipeline running in this process.
+    pub fn with_pipeline(&self, metrics: Arc<Metrics>) {
+        let _ = self.pipeline.set(metrics);
+    }
+
+    /// Adds the figures of the Postgres sink of a pipeline running in this process.
+    pub fn with_postgres(&self, stats: Arc<PostgresStats>) {
+        let _ = self.postgres.set(stats);
+    }
+
+    /// Counts one answered request.
+    pub fn observe(&self, path: &str, status: StatusCode, took: Duration) {
+        let route = route_of(path);
+        *self.requests.lock().unwrap_or_else(|e| e.into_inner()).entry((route, status.as_u16())).or_default() += 1;
+        if let Some(histogram) = self.latency.get(route) {
+            histogram.observe(took);
+        }
+    }
+
+    /// The Prometheus text exposition of everything.
+    pub async fn render(&self, store: &Store) -> Response {
+        let db_up = tokio::time::timeout(Duration::from_secs(1), store.health()).await.is_ok_and(|r| r.is_ok());
+        let mut out = String::with_capacity(8 << 10);
+        self.render_api(&mut out, db_up);
+        if let Some(metrics) = self.pipeline.get() {
+            render_pipeline(&mut out, metrics);
+        }
+        if let Some(stats) = self.postgres.get() {
+            render_postgres(&mut out, stats);
+        }
+        warp::reply::with_header(out, "content-type", "text/plain; version=0.0.4").into_response()
+    }
+
+    fn render_api(&self, out: &mut String, db_up: bool) {
+        header(out, "streamflow_http_requests_total", "counter", "HTTP requests answered, by route and status.");
+        for ((route, status), count) in self.requests.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+            let _ = writeln!(out, "streamflow_http_requests_total{{route=\"{route}\",status=\"{status}\"}} {count}");
+        }
+        let name = "streamflow_http_request_duration_seconds";
+        header(out, name, "histogram", "Time to answer an HTTP request, by route.");
+        for (route, histogram) in &self.latency {
+            render_histogram(out, name, &format!("route=\"{route}\""), histogram);
+        }
+        header(out, "streamflow_db_up", "gauge", "Whether the database answers (1) or not (0).");
+        let _ = writeln!(out, "streamflow_db_up {}", u8::from(db_up));
+    }
+}
+
+fn header(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+}
+
+fn render_histogram(out: &mut String, name: &str, labels: &str, histogram: &Histogram) {
+    let (buckets, sum, count) = histogram.read();
+    let separator = if labels.is_empty() { "" } else { "," };
+    for (bound, cumulative) in buckets {
+        let le = if bound.is_infinite() { "+Inf".to_owned() } else { bound.to_string() };
+        let _ = writeln!(out, "{name}_bucket{{{labels}{separator}le=\"{le}\"}} {cumulative}");
+    }
+    let braces = if labels.is_empty() { String::new() } else { format!("{{{labels}}}") };
+    let _ = writeln!(out, "{name}_sum{braces} {sum}\n{name}_count{braces} {count}");
+}
+
+fn render_pipeline(out: &mut String, metrics: &Metrics) {
+    let snapshot = metrics.snapshot();
+    header(out, "streamflow_records_read_total", "counter", "Records read, accepted or not, by partition.");
+    for (partition, known) in &snapshot.per_partition {
+        let _ = writeln!(out, "streamflow_records_read_total{{partition=\"{partition}\"}} {}", known.records);
+    }
+    header(
+        out,
+        "streamflow_dead_letters_total",
+        "counter",
+        "Records refused, by reason (late events are reason=\"late\").",
+    );
+    for reason in streamflow_core::Reason::ALL {
+        let count = snapshot.dead_letters.get(&reason).copied().unwrap_or(0);
+        let _ = writeln!(out, "streamflow_dead_letters_total{{reason=\"{reason}\"}} {count}");
+    }
+    header(out, "streamflow_consumer_lag", "gauge", "Records in the log beyond the next offset, by partition.");
+    for (partition, known) in &snapshot.per_partition {
+        if let Some(lag) = known.lag {
+            let _ = writeln!(out, "streamflow_consumer_lag{{partition=\"{partition}\"}} {lag}");
+        }
+    }
+    header(
+        out,
+        "streamflow_partition_idle",
+        "gauge",
+        "Whether a partition is idle and does not hold the watermark back.",
+    );
+    for (partition, known) in &snapshot.per_partition {
+        let idle = u8::from(known.state == streamflow_core::PartitionState::Idle);
+        let _ = writeln!(out, "streamflow_partition_idle{{partition=\"{partition}\"}} {idle}");
+    }
+    header(out, "streamflow_pipeline_watermark_seconds", "gauge", "The pipeline watermark, in seconds since 1970.");
+    if let Some(watermark) = snapshot.pipeline_watermark {
+        let _ = writeln!(out, "streamflow_pipeline_watermark_seconds {}", watermark.micros() as f64 / 1e6);
+    }
+    let gauges = [
+        ("streamflow_open_windows", "gauge", "(window, stream) pairs held in memory.", snapshot.open_windows),
+        ("streamflow_epochs_total", "counter", "Epochs delivered to the sink.", snapshot.epochs as i64),
+        ("streamflow_row_changes_total", "counter", "Row changes delivered to the sink.", snapshot.row_changes as i64),
+    ];
+    for (name, kind, help, value) in gauges {
+        header(out, name, kind, help);
+        let _ = writeln!(out, "{name} {value}");
+    }
+}
+
+fn render_postgres(out: &mut String, stats: &PostgresStats) {
+    let name = "streamflow_commit_duration_seconds";
+    header(out, name, "histogram", "Time to commit one transaction to PostgreSQL.");
+    render_histogram(out, name, "", &stats.commit_seconds);
+    let counters = [
+        ("streamflow_commits_total", "Transactions committed.", &stats.commits),
+        ("streamflow_rows_written_total", "Row upserts written.", &stats.rows_written),
+        ("streamflow_dead_letters_written_total", "Dead letters written.", &stats.dead_letters_written),
+        ("streamflow_commit_retries_total", "Failed commit attempts that were retried.", &stats.retries),
+    ];
+    for (name, help, value) in counters {
+        header(out, name, "counter", help);
+        let _ = writeln!(out, "{name} {}", value.load(Relaxed));
+    }
+}
+
+/// The figures in Prometheus' text format.
+#[utoipa::path(get, path = "/prometheus", responses(
+    (status = 200, description = "Prometheus text format: requests and latency per route, database up, and the \
+        pipeline's figures when it runs in this process", content_type = "text/plain", body = String),
+))]
+pub async fn prometheus_route(store: Store, telemetry: Arc<Telemetry>) -> Response {
+    telemetry.render(&store).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_are_counted_under_their_template() {
+        assert_eq!(route_of("/streams/stream_1001/metrics"), "/streams/{stream_id}/metrics");
+        assert_eq!(route_of("/streams/top"), "/streams/top");
+        assert_eq!(route_of("/metrics/"), "/metrics");
+        assert_eq!(route_of("/etc/passwd"), "other");
+    }
+}

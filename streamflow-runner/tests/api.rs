@@ -1,0 +1,359 @@
+//! The HTTP API against a real PostgreSQL filled by a replay of a known file: every route's
+//! numbers, computed again here from the replay's CSV; every refusal of spec §6; injection
+//! attempts in every parameter; random parameters (no answer is a 5xx); 503 without a database.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use common::*;
+use proptest::prelude::*;
+use serde_json::Value;
+use streamflow_runner::api::{routes, Store, Telemetry};
+use streamflow_testkit::Postgres;
+use warp::http::StatusCode;
+
+/// A row of the replay's CSV.
+#[derive(Clone, Debug)]
+struct CsvRow {
+    window_start: String,
+    stream_id: String,
+    values: BTreeMap<&'static str, String>,
+}
+
+const COLUMNS: [&str; 9] = [
+    "events",
+    "chat_messages",
+    "donations_count",
+    "donations_usd",
+    "viewer_joins",
+    "viewer_leaves",
+    "net_viewer_delta",
+    "unique_viewers",
+    "active_viewers",
+];
+
+fn parse_csv(csv: &str) -> Vec<CsvRow> {
+    csv.lines()
+        .skip(1)
+        .map(|line| {
+            let fields: Vec<&str> = line.split(',').collect();
+            CsvRow {
+                window_start: fields[0].to_owned(),
+                stream_id: fields[2].to_owned(),
+                values: COLUMNS.iter().zip(&fields[3..]).map(|(c, v)| (*c, v.to_string())).collect(),
+            }
+        })
+        .collect()
+}
+
+/// A database filled by a replay, and the rows the replay printed.
+struct Fixture {
+    _pg: Postgres,
+    url: String,
+    rows: Vec<CsvRow>,
+    runtime: tokio::runtime::Runtime,
+    store: Store,
+    _dir: tempfile::TempDir,
+}
+
+fn fixture() -> Fixture {
+    let pg = Postgres::start().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("events.jsonl");
+    succeed(streamflow(&["generate", "--output", input.to_str().unwrap()]).args([
+        "--count",
+        "30000",
+        "--streams",
+        "7",
+        "--start",
+        "2025-12-20T18:00:00Z",
+        "--seed",
+        "3",
+        "--late-ratio",
+        "0.01",
+    ]));
+    succeed(&mut replay_into(&input, &pg.url(), LATENESS));
+    let rows = parse_csv(&expected_csv(&input, LATENESS));
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let store = runtime.block_on(async { Store::postgres(&pg.url()).unwrap() });
+    Fixture { url: pg.url(), _pg: pg, rows, runtime, store, _dir: dir }
+}
+
+impl Fixture {
+    fn get(&self, path: &str) -> (StatusCode, Value) {
+        let filter = routes(self.store.clone(), Arc::new(Telemetry::default()));
+        let response = self.runtime.block_on(warp::test::request().path(path).reply(&filter));
+        let body = serde_json::from_slice(response.body()).unwrap_or(Value::Null);
+        (response.status(), body)
+    }
+
+    fn ok(&self, path: &str) -> Value {
+        let (status, body) = self.get(path);
+        assert_eq!(status, StatusCode::OK, "{path}: {body}");
+        body
+    }
+
+    fn count_rows(&self) -> i64 {
+        let mut client = postgres::Client::connect(&self.url, postgres::NoTls).unwrap();
+        client.query_one("SELECT count(*) FROM stream_metrics_minute", &[]).unwrap().get(0)
+    }
+}
+
+/// The CSV row's fields as the API shows them.
+fn as_json(row: &CsvRow) -> Value {
+    let mut object = serde_json::Map::new();
+    object.insert("window_start".into(), row.window_start.clone().into());
+    object.insert("stream_id".into(), row.stream_id.clone().into());
+    for (column, value) in &row.values {
+        object.insert(column.to_string(), serde_json::from_str::<Value>(value).unwrap());
+    }
+    Value::Object(object)
+}
+
+fn without_window_end(rows: &Value) -> Vec<Value> {
+    rows.as_array()
+        .unwrap()
+        .iter()
+        .map(|row| {
+            let mut row = row.clone();
+            row.as_object_mut().unwrap().remove("window_end");
+            row
+        })
+        .collect()
+}
+
+fn in_range<'a>(rows: &'a [CsvRow], from: &str, to: &str) -> Vec<&'a CsvRow> {
+    rows.iter().filter(|r| r.window_start.as_str() >= from && r.window_start.as_str() < to).collect()
+}
+
+#[test]
+fn every_route_answers_the_numbers_of_the_replay() {
+    let f = fixture();
+    assert_eq!(f.ok("/health"), serde_json::json!({"ok": true}));
+
+    // /metrics: the last 10 minutes before `at`, newest first, then by stream.
+    let at = "2025-12-20T18:20:00Z";
+    let body = f.ok(&format!("/metrics?at={at}&limit=1000"));
+    let mut expected: Vec<&CsvRow> = in_range(&f.rows, "2025-12-20T18:10:00Z", at);
+    expected.sort_by(|a, b| b.window_start.cmp(&a.window_start).then_with(|| a.stream_id.cmp(&b.stream_id)));
+    assert_eq!(without_window_end(&body["rows"]), expected.iter().map(|r| as_json(r)).collect::<Vec<_>>());
+    let newest = f.rows.iter().map(|r| r.window_start.clone()).max().unwrap();
+    assert_eq!(body["latest_window_start"], Value::from(newest.clone()));
+
+    // `minutes`, `limit` and `stream_id`.
+    let body = f.ok(&format!("/metrics?at={at}&minutes=3&limit=5&stream_id=stream_1003"));
+    let expected: Vec<Value> = in_range(&f.rows, "2025-12-20T18:17:00Z", at)
+        .into_iter()
+        .rev()
+        .filter(|r| r.stream_id == "stream_1003")
+        .take(5)
+        .map(as_json)
+        .collect();
+    assert_eq!(without_window_end(&body["rows"]), expected);
+    assert_eq!(f.ok(&format!("/metrics?at={at}&limit=2"))["rows"].as_array().unwrap().len(), 2);
+
+    // /metrics/latest: each stream's newest window.
+    let body = f.ok("/metrics/latest");
+    let mut latest: BTreeMap<&str, &CsvRow> = BTreeMap::new();
+    for row in &f.rows {
+        latest.insert(&row.stream_id, row);
+    }
+    assert_eq!(without_window_end(&body["rows"]), latest.values().map(|r| as_json(r)).collect::<Vec<_>>());
+
+    // /streams/top by each measure.
+    for by in ["active_viewers", "donations_usd", "donations_count", "chat_messages", "events", "unique_viewers"] {
+        for (minutes, n) in [(10, 3), (30, 10), (1, 1)] {
+            let to = "2025-12-20T18:30:00Z";
+            let from = format!("2025-12-20T18:{:02}:00Z", 30 - minutes);
+            let mut values: BTreeMap<&str, (String, f64)> = BTreeMap::new();
+            for row in in_range(&f.rows, &from, to) {
+                let value: f64 = row.values[by].parse().unwrap();
+                let entry = values.entry(&row.stream_id).or_insert((row.window_start.clone(), 0.0));
+                if by == "active_viewers" {
+                    if row.window_start >= entry.0 {
+                        *entry = (row.window_start.clone(), value);
+                    }
+                } else {
+                    entry.1 += value;
+                }
+            }
+            let mut ranked: Vec<(&str, f64)> = values.into_iter().map(|(s, (_, v))| (s, v)).collect();
+            ranked.sort_by(|a, b| b.1.partial_cmp(&a.1).unwrap().then_with(|| a.0.cmp(b.0)));
+            ranked.truncate(n);
+            let body = f.ok(&format!("/streams/top?by={by}&minutes={minutes}&n={n}&at={to}"));
+            let got: Vec<(String, f64)> = body["streams"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|s| (s["stream_id"].as_str().unwrap().to_owned(), s["value"].as_f64().unwrap()))
+                .collect();
+            let want: Vec<(String, f64)> =
+                ranked.iter().map(|(s, v)| (s.to_string(), (v * 100.0).round() / 100.0)).collect();
+            assert_eq!(got, want, "by={by} minutes={minutes} n={n}");
+            assert_eq!((body["by"].as_str(), body["from"].as_str()), (Some(by), Some(from.as_str())));
+        }
+    }
+    // `limit` is an alias of `n`; the default ranks by active viewers.
+    let body = f.ok("/streams/top?limit=2&at=2025-12-20T18:30:00Z");
+    assert_eq!((body["by"].as_str(), body["streams"].as_array().unwrap().len()), (Some("active_viewers"), 2));
+
+    // /streams/{id}/metrics: a range, oldest first.
+    let (from, to) = ("2025-12-20T18:05:00Z", "2025-12-20T18:12:00Z");
+    let body = f.ok(&format!("/streams/stream_1002/metrics?from={from}&to={to}"));
+    let expected: Vec<Value> =
+        in_range(&f.rows, from, to).into_iter().filter(|r| r.stream_id == "stream_1002").map(as_json).collect();
+    assert_eq!(expected.len(), 7);
+    assert_eq!(without_window_end(&body["rows"]), expected);
+    assert_eq!(
+        f.ok("/streams/nobody/metrics?from=2025-12-20T18:00:00Z&to=2025-12-20T19:00:00Z")["rows"],
+        serde_json::json!([])
+    );
+}
+
+#[test]
+fn every_bad_parameter_is_a_400_naming_it() {
+    let f = fixture();
+    let refusals = [
+        ("/streams/top?by=bitrate", "by"),
+        ("/streams/top?minutes=0", "minutes"),
+        ("/streams/top?minutes=10081", "minutes"),
+        ("/streams/top?minutes=-5", "minutes"),
+        ("/streams/top?minutes=1.5", "minutes"),
+        ("/streams/top?n=0", "n"),
+        ("/streams/top?n=1001", "n"),
+        ("/streams/top?limit=abc", "limit"),
+        ("/streams/top?at=2025-12-20", "at"),
+        ("/metrics?minutes=99999999999999999999", "minutes"),
+        ("/metrics?limit=0", "limit"),
+        ("/metrics?at=now", "at"),
+        ("/metrics?stream_id=", "stream_id"),
+        ("/streams/s/metrics?from=yesterday", "from"),
+        ("/streams/s/metrics?to=2025-13-01T00:00:00Z", "to"),
+        ("/streams/s/metrics?from=2025-12-20T19:00:00Z&to=2025-12-20T18:00:00Z", "from"),
+        ("/streams/s/metrics?from=2025-01-01T00:00:00Z&to=2025-12-20T18:00:00Z", "from"),
+    ];
+    for (path, parameter) in refusals {
+        let (status, body) = f.get(path);
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{path}: {body}");
+        let error = body["error"].as_str().unwrap_or_else(|| panic!("{path}: no error in {body}"));
+        assert!(error.starts_with(parameter), "{path}: {error:?} does not name {parameter}");
+    }
+}
+
+#[test]
+fn injection_attempts_are_refused_or_taken_as_data() {
+    let f = fixture();
+    let before = f.count_rows();
+    let attacks = [
+        "'; DROP TABLE stream_metrics_minute; --",
+        "stream_1001' OR '1'='1",
+        "1; DELETE FROM stream_state",
+        "$1",
+        "\0",
+        "nul\0byte",
+        "%00",
+        "stream_1001%27--",
+        "active_viewers; DROP TABLE dead_letters",
+    ];
+    for attack in attacks {
+        let encoded: String = attack.bytes().map(|b| format!("%{b:02X}")).collect();
+        for path in [
+            format!("/metrics?stream_id={encoded}"),
+            format!("/metrics?minutes={encoded}"),
+            format!("/metrics?limit={encoded}"),
+            format!("/metrics?at={encoded}"),
+            format!("/streams/top?by={encoded}"),
+            format!("/streams/top?n={encoded}"),
+            format!("/streams/top?minutes={encoded}"),
+            format!("/streams/top?at={encoded}"),
+            format!("/streams/{encoded}/metrics"),
+            format!("/streams/s/metrics?from={encoded}"),
+            format!("/streams/s/metrics?to={encoded}"),
+        ] {
+            let (status, body) = f.get(&path);
+            match status {
+                StatusCode::OK => assert!(body["rows"].as_array().is_some_and(|r| r.is_empty()), "{path}: {body}"),
+                StatusCode::BAD_REQUEST | StatusCode::NOT_FOUND => assert!(body["error"].is_string(), "{path}"),
+                other => panic!("{path}: {other} {body}"),
+            }
+        }
+    }
+    assert_eq!(f.count_rows(), before, "the table changed");
+    assert_eq!(f.ok("/health"), serde_json::json!({"ok": true}));
+}
+
+#[test]
+fn health_is_503_and_routes_answer_503_quickly_without_the_database() {
+    let f = fixture();
+    f._pg.stop().unwrap();
+    for path in ["/health", "/metrics", "/metrics/latest", "/streams/top", "/streams/s/metrics"] {
+        let started = std::time::Instant::now();
+        let (status, body) = f.get(path);
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{path}: {body}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(3), "{path} took {:?}", started.elapsed());
+        if path == "/health" {
+            assert_eq!(body["ok"], Value::Bool(false));
+        }
+        assert!(body["error"].as_str().is_some_and(|e| e.contains("database")), "{path}: {body}");
+    }
+    f._pg.start_again().unwrap();
+    assert_eq!(f.ok("/health"), serde_json::json!({"ok": true}));
+}
+
+#[test]
+fn openapi_describes_every_route() {
+    let f = fixture();
+    let doc = f.ok("/openapi.json");
+    let paths: Vec<&str> = doc["paths"].as_object().unwrap().keys().map(String::as_str).collect();
+    for route in
+        ["/health", "/metrics", "/metrics/latest", "/streams/top", "/streams/{stream_id}/metrics", "/prometheus"]
+    {
+        assert!(paths.contains(&route), "{route} is missing from {paths:?}");
+    }
+    let top = &doc["paths"]["/streams/top"]["get"]["parameters"];
+    let names: Vec<&str> = top.as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["minutes", "by", "n", "at"]);
+}
+
+#[test]
+fn no_parameters_make_a_5xx() {
+    let f = fixture();
+    let strategy = (
+        prop::sample::select(vec!["/metrics", "/streams/top", "/streams/s1/metrics", "/metrics/latest"]),
+        prop::collection::vec(
+            prop::sample::select(vec!["minutes", "limit", "n", "by", "at", "from", "to", "stream_id", "x"]),
+            0..4,
+        ),
+        prop::collection::vec(
+            prop_oneof![
+                any::<i64>().prop_map(|n| n.to_string()),
+                (0i64..20_000).prop_map(|n| n.to_string()),
+                "\\PC{0,40}",
+                "[\\x00-\\x1f'\";%]{0,8}",
+                Just("2025-12-20T18:00:00Z".to_owned()),
+                Just("9999-12-31T23:59:59.999999999+23:59".to_owned()),
+                Just("0000-01-01T00:00:00-23:59".to_owned()),
+            ],
+            4,
+        ),
+    );
+    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig { cases: 400, ..ProptestConfig::default() });
+    runner
+        .run(&strategy, |(route, names, values)| {
+            let query: Vec<String> = names
+                .iter()
+                .zip(&values)
+                .map(|(name, value)| {
+                    let encoded: String = value.bytes().map(|b| format!("%{b:02X}")).collect();
+                    format!("{name}={encoded}")
+                })
+                .collect();
+            let path = format!("{route}?{}", query.join("&"));
+            let (status, body) = f.get(&path);
+            prop_assert!(status.as_u16() < 500, "{} {}: {}", path, status, body);
+            Ok(())
+        })
+        .unwrap();
+}
