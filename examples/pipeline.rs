@@ -6,14 +6,18 @@
 //! cargo run --release --example pipeline                      # 5,000,000 events, as fast as possible
 //! cargo run --release --example pipeline -- --events 200000
 //! cargo run --release --example pipeline -- --rate 20 --events 0   # the original's 20 events/s, live, until Ctrl-C
+//! cargo run --release --example pipeline -- --rate 200 --events 0 --http-addr 127.0.0.1:8000   # and the API
 //! ```
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
 use streamflow_core::{
     EventTime, GeneratorConfig, GeneratorSource, MemorySink, MetricsSnapshot, Pipeline, PipelineConfig, Table,
 };
+use streamflow_runner::api::{self, Store, Telemetry};
+use streamflow_runner::shutdown_signal;
 
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -43,6 +47,9 @@ struct Args {
     /// Share of events an hour late.
     #[arg(long, default_value_t = 0.001)]
     late_ratio: f64,
+    /// Serve the HTTP API (`/metrics`, `/streams/top`, …) from the live table on this address.
+    #[arg(long)]
+    http_addr: Option<std::net::SocketAddr>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -67,6 +74,21 @@ fn main() -> anyhow::Result<()> {
     let started = Instant::now();
     let running = Pipeline::new(config)
         .spawn(move |ctx| Ok(Box::new(GeneratorSource::new(&generator, ctx.worker, ctx.peers)?)), sink)?;
+
+    // The same routes as `streamflow serve`, answered from the in-memory table.
+    let runtime = tokio::runtime::Runtime::new()?;
+    if let Some(addr) = args.http_addr {
+        let telemetry = Arc::new(Telemetry::default());
+        telemetry.with_pipeline(Arc::clone(running.control().metrics()));
+        let store = Store::Memory(table.clone());
+        runtime.spawn(api::serve(addr, store, telemetry, api::DEFAULT_CACHE_TTL, std::future::pending()));
+    }
+    // Ctrl-C or SIGTERM stops the pipeline; what it read is shown.
+    let control = running.control();
+    runtime.spawn(async move {
+        shutdown_signal().await;
+        control.stop();
+    });
 
     let mut last = (Instant::now(), 0u64);
     while !running.is_finished() {

@@ -43,12 +43,21 @@ pub struct ServeArgs {
     /// The database to read (`postgres://user:password@host:port/database`).
     #[arg(long, env = "DATABASE_URL")]
     pub database_url: String,
+    /// Milliseconds an answer is kept for the same request (0: none). Rows change only at each
+    /// commit, so keep it at or under the pipeline's commit interval.
+    #[arg(long, env = "API_CACHE_MS", default_value_t = 500)]
+    pub api_cache_ms: u64,
 }
 
 impl ServeArgs {
     /// As derived, without the password.
     pub fn redacted(&self) -> String {
-        format!("ServeArgs {{ http_addr: {}, database_url: {} }}", self.http_addr, redacted(&self.database_url))
+        format!(
+            "ServeArgs {{ http_addr: {}, database_url: {}, api_cache_ms: {} }}",
+            self.http_addr,
+            redacted(&self.database_url),
+            self.api_cache_ms
+        )
     }
 }
 
@@ -84,6 +93,9 @@ pub struct RunArgs {
     /// the pipeline's in-memory table.
     #[arg(long, env = "HTTP_ADDR")]
     pub http_addr: Option<SocketAddr>,
+    /// Milliseconds an API answer is kept for the same request (0: none).
+    #[arg(long, env = "API_CACHE_MS", default_value_t = 500)]
+    pub api_cache_ms: u64,
 }
 
 /// Window size, lateness and workers: how the pipeline computes.

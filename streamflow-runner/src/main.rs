@@ -17,7 +17,7 @@ fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("STREAMFLOW_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("rskafka=warn,{}", cli.log))),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("rskafka=warn,warp::server::run=off,{}", cli.log))),
         )
         .with_writer(std::io::stderr)
         .init();

@@ -83,7 +83,8 @@ fn fixture() -> Fixture {
 
 impl Fixture {
     fn get(&self, path: &str) -> (StatusCode, Value) {
-        let filter = routes(self.store.clone(), Arc::new(Telemetry::default()));
+        // No cache: every request asks the database.
+        let filter = routes(self.store.clone(), Arc::new(Telemetry::default()), std::time::Duration::ZERO);
         let response = self.runtime.block_on(warp::test::request().path(path).reply(&filter));
         let body = serde_json::from_slice(response.body()).unwrap_or(Value::Null);
         (response.status(), body)

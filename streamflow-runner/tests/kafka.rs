@@ -178,6 +178,18 @@ fn a_broker_restart_and_a_database_restart_during_a_run_end_exact() {
     assert_exact(&pg.url(), &seeded_file(dir.path(), EVENTS));
 }
 
+/// A GET over plain HTTP/1.1: the status and the body.
+fn http_get(port: u16, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let status = response.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+    (status, body)
+}
+
 /// The high watermarks of the topic's partitions.
 fn end_offsets(runtime: &tokio::runtime::Runtime, broker: &Tansu) -> BTreeMap<i32, i64> {
     runtime.block_on(async {
@@ -204,8 +216,9 @@ fn smoke_what_the_original_smoke_test_checks() {
     let mut generator = streamflow(&["generate", "--brokers", &broker.address(), "--topic", TOPIC]);
     generator.args(["--partitions", "4", "--rate", "500"]);
     let _generator = Running::spawn(&mut generator);
+    let http = streamflow_testkit::free_port();
     let mut pipeline = run(&broker, &pg.url());
-    pipeline.args(["--start-offsets", "latest"]);
+    pipeline.args(["--start-offsets", "latest", "--http-addr", &format!("127.0.0.1:{http}")]);
     let pipeline = Running::spawn(&mut pipeline);
 
     // The topic exists, and the generator's offsets advance.
@@ -267,5 +280,11 @@ fn smoke_what_the_original_smoke_test_checks() {
         std::thread::sleep(Duration::from_millis(50));
     };
     assert_eq!(row, ("123.45".to_owned(), 1, true));
+
+    // The API answers, and ranks the donation.
+    assert_eq!(http_get(http, "/health"), (200, r#"{"ok":true}"#.to_owned()));
+    let (status, top) = http_get(http, "/streams/top?by=donations_usd&minutes=5&n=1000");
+    assert_eq!(status, 200, "{top}");
+    assert!(top.contains(r#"{"stream_id":"smoke_stream","value":123.45}"#), "{top}");
     pipeline.terminate();
 }

@@ -5,6 +5,7 @@ use serde::Serialize;
 use streamflow_core::Row;
 use warp::http::StatusCode;
 use warp::reply::{json, with_status, Response};
+
 use warp::Reply;
 
 use super::params::{stream_from_path, BadParameter, By, MetricsParams, Query, RangeParams, TopParams};
@@ -145,12 +146,16 @@ impl From<Unavailable> for Failure {
     }
 }
 
-/// The JSON answer of a handler, or its failure as a 400 or 503.
-pub fn answer<T: Serialize>(result: Result<T, Failure>) -> Response {
-    match result {
-        Ok(body) => json(&body).into_response(),
-        Err(Failure::Bad(error)) => error_reply(StatusCode::BAD_REQUEST, error.0),
-        Err(Failure::Unavailable(error)) => error_reply(StatusCode::SERVICE_UNAVAILABLE, error.to_string()),
+/// A JSON body as an answer.
+pub fn json_reply(body: bytes::Bytes) -> Response {
+    warp::reply::with_header(body.to_vec(), "content-type", "application/json").into_response()
+}
+
+/// A failure as a 400 or a 503.
+pub fn failure_reply(failure: Failure) -> Response {
+    match failure {
+        Failure::Bad(error) => error_reply(StatusCode::BAD_REQUEST, error.0),
+        Failure::Unavailable(error) => error_reply(StatusCode::SERVICE_UNAVAILABLE, error.to_string()),
     }
 }
 

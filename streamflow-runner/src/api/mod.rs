@@ -5,6 +5,7 @@
 //! request counters and `/prometheus` in [`telemetry`]; this module wires them, with a timeout
 //! on every request, JSON for every refusal, and `/openapi.json` generated from the handlers.
 
+pub mod cache;
 pub mod handlers;
 pub mod params;
 pub mod store;
@@ -23,7 +24,8 @@ use warp::http::StatusCode;
 use warp::reply::Response;
 use warp::{Filter, Rejection, Reply};
 
-use handlers::{answer, error_reply, Failure};
+use cache::AnswerCache;
+use handlers::{error_reply, failure_reply, json_reply, Failure};
 use params::Query;
 pub use store::Store;
 use store::Unavailable;
@@ -47,17 +49,35 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 )]
 pub struct ApiDoc;
 
-/// A handler's answer, or 503 when it takes longer than [`REQUEST_TIMEOUT`].
-async fn within<T: Serialize>(handler: impl Future<Output = Result<T, Failure>>) -> Response {
+/// A handler's answer: from the cache when an answer to `key` is fresh there, else computed
+/// (and kept when it succeeds), or 503 when it takes longer than [`REQUEST_TIMEOUT`].
+async fn within<T: Serialize>(
+    cache: Arc<AnswerCache>,
+    key: String,
+    handler: impl Future<Output = Result<T, Failure>>,
+) -> Response {
+    if let Some(body) = cache.get(&key) {
+        return json_reply(body);
+    }
     let timed_out = || Failure::Unavailable(Unavailable(format!("no answer within {REQUEST_TIMEOUT:?}")));
-    answer(tokio::time::timeout(REQUEST_TIMEOUT, handler).await.unwrap_or_else(|_| Err(timed_out())))
+    match tokio::time::timeout(REQUEST_TIMEOUT, handler).await.unwrap_or_else(|_| Err(timed_out())) {
+        Ok(answer) => {
+            let body = bytes::Bytes::from(serde_json::to_vec(&answer).unwrap_or_default());
+            cache.put(key, body.clone());
+            json_reply(body)
+        }
+        Err(failure) => failure_reply(failure),
+    }
 }
 
-/// The routes, ready to serve.
+/// The routes, ready to serve; answers are kept for `cache_ttl` (zero keeps none).
 pub fn routes(
     store: Store,
     telemetry: Arc<Telemetry>,
+    cache_ttl: Duration,
 ) -> impl Filter<Extract = (impl Reply,), Error = Infallible> + Clone {
+    let answers = Arc::new(AnswerCache::new(cache_ttl));
+    let cache = warp::any().map(move || Arc::clone(&answers));
     let store = warp::any().map(move || store.clone());
     let query = warp::query::<HashMap<String, String>>().map(Query::new);
     let with_telemetry = {
@@ -70,19 +90,27 @@ pub fn routes(
             error_reply(StatusCode::SERVICE_UNAVAILABLE, format!("no answer within {REQUEST_TIMEOUT:?}"))
         })
     });
-    let metrics = warp::path!("metrics")
+    let metrics =
+        warp::path!("metrics").and(store.clone()).and(query).and(cache.clone()).then(|store, query: Query, cache| {
+            let key = query.key("/metrics");
+            within(cache, key, handlers::metrics(store, query))
+        });
+    let latest = warp::path!("metrics" / "latest")
         .and(store.clone())
-        .and(query)
-        .then(|store, query| within(handlers::metrics(store, query)));
-    let latest = warp::path!("metrics" / "latest").and(store.clone()).then(|store| within(handlers::latest(store)));
-    let top = warp::path!("streams" / "top")
-        .and(store.clone())
-        .and(query)
-        .then(|store, query| within(handlers::top(store, query)));
-    let stream_metrics = warp::path!("streams" / String / "metrics")
-        .and(store.clone())
-        .and(query)
-        .then(|stream_id, store, query| within(handlers::stream_metrics(store, stream_id, query)));
+        .and(cache.clone())
+        .then(|store, cache| within(cache, "/metrics/latest".to_owned(), handlers::latest(store)));
+    let top = warp::path!("streams" / "top").and(store.clone()).and(query).and(cache.clone()).then(
+        |store, query: Query, cache| {
+            let key = query.key("/streams/top");
+            within(cache, key, handlers::top(store, query))
+        },
+    );
+    let stream_metrics = warp::path!("streams" / String / "metrics").and(store.clone()).and(query).and(cache).then(
+        |stream_id: String, store, query: Query, cache| {
+            let key = query.key(&format!("/streams/{}/{stream_id}/metrics", stream_id.len()));
+            within(cache, key, handlers::stream_metrics(store, stream_id, query))
+        },
+    );
     let prometheus = warp::path!("prometheus").and(store).and(with_telemetry).then(telemetry::prometheus_route);
     let openapi = warp::path!("openapi.json").map(|| {
         let json = ApiDoc::openapi().to_json().unwrap_or_default();
@@ -124,16 +152,20 @@ async fn rejected(rejection: Rejection) -> Result<Response, Infallible> {
     Ok(error_reply(status, error))
 }
 
+/// The default time answers are kept: the default commit interval.
+pub const DEFAULT_CACHE_TTL: Duration = Duration::from_millis(500);
+
 /// Serves the API on `addr` until `shutdown` completes, then finishes the requests under way.
 pub async fn serve(
     addr: SocketAddr,
     store: Store,
     telemetry: Arc<Telemetry>,
+    cache_ttl: Duration,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let listener =
         tokio::net::TcpListener::bind(addr).await.map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;
-    tracing::info!(addr = %listener.local_addr()?, "Serving the HTTP API.");
-    warp::serve(routes(store, telemetry)).incoming(listener).graceful(shutdown).run().await;
+    tracing::info!(addr = %listener.local_addr()?, cache_ttl = ?cache_ttl, "Serving the HTTP API.");
+    warp::serve(routes(store, telemetry, cache_ttl)).incoming(listener).graceful(shutdown).run().await;
     Ok(())
 }

@@ -105,6 +105,18 @@ impl Query {
         Query(parameters)
     }
 
+    /// The parameters in one canonical order after `route`: the key of an answer.
+    pub fn key(&self, route: &str) -> String {
+        let mut pairs: Vec<(&String, &String)> = self.0.iter().collect();
+        pairs.sort();
+        let mut key = route.to_owned();
+        for (name, value) in pairs {
+            key.push_str(&format!("&{}={}", name.len(), name));
+            key.push_str(&format!("{}={value}", value.len()));
+        }
+        key
+    }
+
     fn integer(&self, name: &str, default: i64, range: std::ops::RangeInclusive<i64>) -> Result<i64, BadParameter> {
         let Some(text) = self.0.get(name) else { return Ok(default) };
         match text.trim().parse::<i64>() {

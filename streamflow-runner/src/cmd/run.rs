@@ -24,6 +24,7 @@ struct Http {
     addr: SocketAddr,
     store: Store,
     telemetry: Arc<Telemetry>,
+    cache_ttl: Duration,
 }
 
 pub fn run(args: RunArgs) -> anyhow::Result<()> {
@@ -33,6 +34,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     kafka.start = args.start_offsets;
     kafka.idle_timeout = (args.idle_timeout_seconds > 0).then(|| Duration::from_secs(args.idle_timeout_seconds));
     let telemetry = Arc::new(Telemetry::default());
+    let cache_ttl = Duration::from_millis(args.api_cache_ms);
 
     match args.database.postgres(&args.kafka.topic) {
         Some(postgres) => {
@@ -41,13 +43,14 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
             telemetry.with_postgres(sink.stats());
             let http = args
                 .http_addr
-                .map(|addr| Ok::<_, anyhow::Error>(Http { addr, store: Store::postgres(&url)?, telemetry }));
+                .map(|addr| Ok::<_, anyhow::Error>(Http { addr, store: Store::postgres(&url)?, telemetry, cache_ttl }));
             run_pipeline(config, kafka, sink, http.transpose()?)
         }
         None => {
             tracing::warn!("No --database-url: the results stay in memory and are lost when the process stops.");
             let sink = MemorySink::with_retention(Duration::from_secs(7 * 24 * 3600));
-            let http = args.http_addr.map(|addr| Http { addr, store: Store::Memory(sink.table()), telemetry });
+            let http =
+                args.http_addr.map(|addr| Http { addr, store: Store::Memory(sink.table()), telemetry, cache_ttl });
             run_pipeline(config, kafka, sink, http)
         }
     }
@@ -69,7 +72,7 @@ fn run_pipeline(config: PipelineConfig, kafka: KafkaConfig, sink: impl Sink, htt
     let (stopped, on_stopped) = tokio::sync::oneshot::channel::<()>();
     let server = http.map(|http| {
         http.telemetry.with_pipeline(Arc::clone(running.control().metrics()));
-        runtime.spawn(api::serve(http.addr, http.store, http.telemetry, async {
+        runtime.spawn(api::serve(http.addr, http.store, http.telemetry, http.cache_ttl, async {
             let _ = on_stopped.await;
         }))
     });
