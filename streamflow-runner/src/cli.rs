@@ -32,6 +32,29 @@ pub enum Command {
     Generate(GenerateArgs),
     /// Serve the HTTP query API over the PostgreSQL tables.
     Serve(ServeArgs),
+    /// Produce JSON-lines events (a file or standard input) into Kafka, keyed by their stream_id.
+    Produce(ProduceArgs),
+    /// Show each partition's end of log and, with a database, the committed offset and the lag.
+    Offsets(OffsetsArgs),
+}
+
+/// `streamflow produce`.
+#[derive(Debug, Args)]
+pub struct ProduceArgs {
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
+    /// The JSON-lines file to produce, one event per line; `-` for standard input.
+    #[arg(long, short, default_value = "-")]
+    pub input: PathBuf,
+}
+
+/// `streamflow offsets`.
+#[derive(Debug, Args)]
+pub struct OffsetsArgs {
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
+    #[command(flatten)]
+    pub database: DatabaseArgs,
 }
 
 /// `streamflow serve`.

@@ -19,6 +19,7 @@ fn main() -> ExitCode {
             tracing_subscriber::EnvFilter::new(format!("rskafka=warn,warp::server::run=off,{}", cli.log))
         }))
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     match cmd::run(cli.command) {
         Ok(()) => ExitCode::SUCCESS,

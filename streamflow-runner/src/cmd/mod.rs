@@ -1,6 +1,8 @@
 //! One module per subcommand.
 
 mod generate;
+mod offsets;
+mod produce;
 mod replay;
 mod run;
 mod serve;
@@ -14,5 +16,7 @@ pub fn run(command: Command) -> anyhow::Result<()> {
         Command::Replay(args) => replay::run(args),
         Command::Generate(args) => generate::run(args),
         Command::Serve(args) => serve::run(args),
+        Command::Produce(args) => produce::run(args),
+        Command::Offsets(args) => offsets::run(args),
     }
 }

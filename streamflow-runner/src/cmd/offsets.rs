@@ -1,0 +1,57 @@
+//! `streamflow offsets`: where each partition's log ends and, with a database, where the
+//! pipeline stands in it — the consumer lag, without consumer groups.
+
+use anyhow::Context;
+use rskafka::client::partition::UnknownTopicHandling;
+use rskafka::client::ClientBuilder;
+
+use crate::cli::OffsetsArgs;
+
+pub fn run(args: OffsetsArgs) -> anyhow::Result<()> {
+    let topic = args.kafka.topic.clone();
+    let ends: Vec<(i32, i64)> = tokio::runtime::Runtime::new()?.block_on(async {
+        let client = ClientBuilder::new(args.kafka.brokers.clone())
+            .build()
+            .await
+            .with_context(|| format!("cannot reach Kafka at {}", args.kafka.brokers.join(",")))?;
+        let topics = client.list_topics().await.context("cannot list the topics")?;
+        let found = topics
+            .into_iter()
+            .find(|t| t.name == topic)
+            .with_context(|| format!("the topic {topic} does not exist"))?;
+        let mut ends = Vec::new();
+        for partition in found.partitions {
+            let partition_client =
+                client.partition_client(topic.clone(), partition, UnknownTopicHandling::Retry).await?;
+            let earliest = partition_client.get_offset(rskafka::client::partition::OffsetAt::Earliest).await?;
+            // The high watermark of a fetch is the true end of the log.
+            let (_, end) = partition_client.fetch_records(earliest, 1..2, 0).await?;
+            ends.push((partition, end));
+        }
+        anyhow::Ok(ends)
+    })?;
+    let committed = match &args.database.database_url {
+        Some(url) => {
+            let mut client =
+                postgres::Client::connect(url, postgres::NoTls).context("cannot connect to the database")?;
+            client
+                .query(
+                    "SELECT partition, next_offset FROM source_offsets WHERE pipeline = $1 AND topic = $2",
+                    &[&args.database.pipeline_name, &topic],
+                )
+                .context("cannot read source_offsets")?
+                .iter()
+                .map(|row| (row.get::<_, i32>(0), row.get::<_, i64>(1)))
+                .collect()
+        }
+        None => std::collections::BTreeMap::new(),
+    };
+    println!("partition\tend\tcommitted\tlag");
+    for (partition, end) in ends {
+        match committed.get(&partition) {
+            Some(&next) => println!("{partition}\t{end}\t{next}\t{}", end - next),
+            None => println!("{partition}\t{end}\t-\t-"),
+        }
+    }
+    Ok(())
+}
