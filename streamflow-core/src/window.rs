@@ -152,6 +152,8 @@ struct PartitionReader {
     early: BTreeMap<u64, (OutputCaps, DecodedBatch)>,
     /// Records before this offset were accounted for by a previous run.
     committed: Offset,
+    /// The offset after the last record read: a source must not give one twice.
+    next_offset: Offset,
 }
 
 /// A capability for each output of the window operator.
@@ -193,7 +195,14 @@ pub fn window<'scope>(
                 let mut events = events.session(events_cap);
                 let mut dead = dead.session(dead_cap);
                 let DecodedBatch { batch, outcomes } = decoded;
+                let mut repeated = 0;
                 for ((offset, payload), outcome) in batch.iter().zip(outcomes) {
+                    // Offsets only grow within a partition; a record given again is counted once.
+                    if offset < reader.next_offset {
+                        repeated += 1;
+                        continue;
+                    }
+                    reader.next_offset = offset + 1;
                     let refusal = match outcome {
                         Ok(event) => {
                             let max_ts_before = reader.clock.max_ts();
@@ -233,6 +242,13 @@ pub fn window<'scope>(
                         });
                     }
                 }
+                if repeated > 0 {
+                    tracing::warn!(
+                        partition = batch.partition,
+                        records = repeated,
+                        "The source gave records already read; they are skipped."
+                    );
+                }
                 let max_ts = reader.clock.max_ts();
                 metrics.partition_read(&batch, max_ts);
                 progress.session(progress_cap).give(PartitionProgress {
@@ -253,6 +269,7 @@ pub fn window<'scope>(
                         next_seq: 0,
                         early: BTreeMap::new(),
                         committed: resume.committed(partition),
+                        next_offset: Offset::MIN,
                     });
                     let caps = OutputCaps([cap.delayed(&time, 0), cap.delayed(&time, 1), cap.delayed(&time, 2)]);
                     if decoded.batch.seq != reader.next_seq {

@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 use rskafka::client::error::{Error as KafkaError, ProtocolError};
 use rskafka::client::partition::{OffsetAt, PartitionClient, UnknownTopicHandling};
 use rskafka::client::{Client, ClientBuilder};
+use rskafka::record::RecordAndOffset;
 use rskafka::BackoffConfig;
 use tokio::runtime::Runtime;
 use tokio::sync::mpsc;
@@ -225,14 +226,19 @@ async fn fetch(
     let max_wait = i32::try_from(config.fetch_max_wait.as_millis()).unwrap_or(i32::MAX);
     let mut wait = Duration::ZERO;
     loop {
-        let fetched = match client.fetch_records(offset, 1..config.fetch_max_bytes, max_wait).await {
+        let fetched = match fetch_from(&client, offset, &config, max_wait).await {
             Ok((records, high_watermark)) => {
                 if wait > Duration::ZERO {
                     tracing::info!(partition, "Reading partition again.");
                     wait = Duration::ZERO;
                 }
+                // A response may hold a batch twice or out of order (seen from tansu while a
+                // producer appends): the records go on once each, in offset order.
+                let mut records: Vec<&RecordAndOffset> = records.iter().filter(|r| r.offset >= offset).collect();
+                records.sort_by_key(|r| r.offset);
+                records.dedup_by_key(|r| r.offset);
                 let mut batch = RecordBatch::new(partition, offset);
-                for record in records.iter().filter(|r| r.offset >= offset) {
+                for record in records {
                     batch.push(record.offset, record.record.value.as_deref().unwrap_or_default());
                 }
                 batch.end_offset = Some(high_watermark);
@@ -259,6 +265,41 @@ async fn fetch(
         if batches.send(fetched).await.is_err() || fatal {
             return;
         }
+    }
+}
+
+/// Fetches from `offset`. Kafka answers a fetch from inside a record batch with that whole batch;
+/// some Kafka-compatible brokers answer with the batches after it, so that a reader resuming in
+/// the middle of a batch would skip the rest of it. When the first record is past `offset`, this
+/// looks back, doubling the distance, for the batch that holds `offset`; where the records in
+/// between really are gone (compaction), it finds none and nothing changes.
+async fn fetch_from(
+    client: &PartitionClient,
+    offset: Offset,
+    config: &KafkaConfig,
+    max_wait: i32,
+) -> Result<(Vec<RecordAndOffset>, Offset), KafkaError> {
+    let (records, high_watermark) = client.fetch_records(offset, 1..config.fetch_max_bytes, max_wait).await?;
+    let first = records.iter().map(|r| r.offset).filter(|&o| o >= offset).min();
+    let complete = match first {
+        Some(first) => first == offset,
+        None => high_watermark <= offset, // nothing there yet, rather than something skipped
+    };
+    if complete {
+        return Ok((records, high_watermark));
+    }
+    let earliest = client.get_offset(OffsetAt::Earliest).await?;
+    let mut back = 1;
+    loop {
+        let from = (offset - back).max(earliest);
+        let (earlier, high_watermark) = client.fetch_records(from, 1..config.fetch_max_bytes, 0).await?;
+        if earlier.iter().any(|r| r.offset <= offset) {
+            return Ok((earlier, high_watermark));
+        }
+        if from == earliest {
+            return Ok((records, high_watermark));
+        }
+        back *= 2;
     }
 }
 

@@ -180,3 +180,21 @@ pub fn wait(child: &mut Child, timeout: Duration) -> std::process::ExitStatus {
         std::thread::sleep(Duration::from_millis(10));
     }
 }
+
+/// Asserts two CSV tables are equal, reporting the rows that differ rather than both tables.
+pub fn assert_same_rows(got: &str, expected: &str) {
+    if got == expected {
+        return;
+    }
+    let got_rows: std::collections::BTreeSet<&str> = got.lines().collect();
+    let expected_rows: std::collections::BTreeSet<&str> = expected.lines().collect();
+    let missing: Vec<&&str> = expected_rows.difference(&got_rows).take(10).collect();
+    let extra: Vec<&&str> = got_rows.difference(&expected_rows).take(10).collect();
+    panic!(
+        "the tables differ ({} rows against {} expected)\nexpected, not found:\n{}\nfound, not expected:\n{}",
+        got_rows.len(),
+        expected_rows.len(),
+        missing.iter().map(|r| format!("  {r}")).collect::<Vec<_>>().join("\n"),
+        extra.iter().map(|r| format!("  {r}")).collect::<Vec<_>>().join("\n"),
+    );
+}

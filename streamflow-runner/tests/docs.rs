@@ -1,0 +1,165 @@
+//! The documentation names only what exists: every `streamflow <command> --flag` in the README
+//! and `docs/` is checked against that command's `--help`, every `scripts/…` and `make` target
+//! exists, and docs/configuration.md lists every flag of every command.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use common::*;
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+fn documents() -> Vec<(PathBuf, String)> {
+    let mut paths = vec![root().join("README.md")];
+    let mut docs: Vec<PathBuf> = std::fs::read_dir(root().join("docs"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "md"))
+        .collect();
+    docs.sort();
+    paths.extend(docs);
+    paths.into_iter().map(|p| (p.clone(), std::fs::read_to_string(&p).unwrap())).collect()
+}
+
+/// The long flags a command's `--help` lists.
+fn flags_of(command: &str, cache: &mut BTreeMap<String, Option<BTreeSet<String>>>) -> Option<BTreeSet<String>> {
+    cache
+        .entry(command.to_owned())
+        .or_insert_with(|| {
+            let output = streamflow(&[command, "--help"]).output().unwrap();
+            output.status.success().then(|| {
+                String::from_utf8_lossy(&output.stdout)
+                    .split_whitespace()
+                    .filter(|word| word.starts_with("--"))
+                    .map(|word| word.trim_end_matches(|c: char| !c.is_alphanumeric() && c != '-').to_owned())
+                    .collect()
+            })
+        })
+        .clone()
+}
+
+/// The words of a line that are `--flags`.
+fn flags_in(text: &str) -> Vec<String> {
+    text.split(|c: char| c.is_whitespace() || c == '`' || c == ',' || c == '|' || c == '(' || c == ')')
+        .filter(|word| word.starts_with("--") && word[2..].starts_with(|c: char| c.is_ascii_lowercase()))
+        .map(|word| word.split('=').next().unwrap().trim_end_matches(['.', ':', ';']).to_owned())
+        .collect()
+}
+
+/// The commands named in a line (`streamflow run …`, `target/release/streamflow replay …`), each
+/// with the part of the line that follows it up to a pipe, a redirection or a comment.
+fn commands_in(line: &str) -> Vec<(String, String)> {
+    let mut found = Vec::new();
+    let mut rest = line;
+    while let Some(at) = rest.find("streamflow ") {
+        let before = rest[..at].chars().last();
+        let after = &rest[at + "streamflow ".len()..];
+        rest = after;
+        if before.is_some_and(|c| c.is_alphanumeric() || c == '-' || c == '_') {
+            continue;
+        }
+        let command: String = after.chars().take_while(|c| c.is_ascii_lowercase()).collect();
+        if command.is_empty() {
+            continue;
+        }
+        let tail = &after[command.len()..];
+        let end = tail.find(['|', '>', '#', '`']).unwrap_or(tail.len());
+        found.push((command, tail[..end].to_owned()));
+    }
+    found
+}
+
+#[test]
+fn every_command_and_flag_named_in_the_docs_exists() {
+    let mut help = BTreeMap::new();
+    let mut checked = 0;
+    for (path, text) in documents() {
+        for line in text.lines() {
+            for (command, tail) in commands_in(line) {
+                // Prose like "streamflow doctor — state" names no subcommand of the binary.
+                let Some(flags) = flags_of(&command, &mut help) else {
+                    assert!(
+                        !["run", "replay", "generate", "serve", "produce", "offsets"].contains(&command.as_str()),
+                        "{}: `streamflow {command}` has no --help",
+                        path.display()
+                    );
+                    continue;
+                };
+                for flag in flags_in(&tail) {
+                    assert!(
+                        flags.contains(&flag),
+                        "{}: `streamflow {command} {flag}` does not exist:\n{line}",
+                        path.display()
+                    );
+                    checked += 1;
+                }
+            }
+        }
+    }
+    assert!(checked > 20, "only {checked} flags were found to check");
+}
+
+#[test]
+fn every_script_and_make_target_named_in_the_docs_exists() {
+    let makefile = std::fs::read_to_string(root().join("Makefile")).unwrap();
+    for (path, text) in documents() {
+        for word in text.split(|c: char| c.is_whitespace() || "`()[],|;".contains(c)) {
+            let word = word.trim_end_matches(['.', ':']);
+            if let Some(script) = word.strip_prefix("scripts/").filter(|s| s.ends_with(".sh")) {
+                let file = root().join("scripts").join(script);
+                let executable = std::fs::metadata(&file)
+                    .is_ok_and(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o111 != 0);
+                assert!(executable, "{}: scripts/{script} is missing or not executable", path.display());
+            }
+        }
+        for (at, _) in text.match_indices("make ") {
+            let target: String = text[at + 5..].chars().take_while(|c| c.is_ascii_lowercase()).collect();
+            if !target.is_empty() && text[..at].ends_with('`') {
+                assert!(
+                    makefile.contains(&format!("\n{target}:")),
+                    "{}: `make {target}` is not in the Makefile",
+                    path.display()
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn configuration_md_lists_every_flag_of_every_command() {
+    let text = std::fs::read_to_string(root().join("docs/configuration.md")).unwrap();
+    let mut help = BTreeMap::new();
+    let mut sections: BTreeMap<String, String> = BTreeMap::new();
+    let mut current = None;
+    for line in text.lines() {
+        if let Some(heading) = line.strip_prefix("## ") {
+            current = commands_in(heading).into_iter().next().map(|(command, _)| command);
+            continue;
+        }
+        if let Some(command) = &current {
+            let section = sections.entry(command.clone()).or_default();
+            section.push_str(line);
+            section.push('\n');
+        }
+    }
+    for command in ["run", "replay", "generate", "serve", "produce", "offsets"] {
+        let flags = flags_of(command, &mut help).unwrap();
+        let section = sections.get(command).unwrap_or_else(|| panic!("no section for `streamflow {command}`"));
+        let documented: BTreeSet<String> = flags_in(section).into_iter().collect();
+        for flag in &flags {
+            if flag != "--help" && flag != "--log" {
+                assert!(documented.contains(flag), "docs/configuration.md does not list `streamflow {command} {flag}`");
+            }
+        }
+        for flag in &documented {
+            assert!(
+                flags.contains(flag),
+                "docs/configuration.md lists `streamflow {command} {flag}`, which does not exist"
+            );
+        }
+    }
+}
