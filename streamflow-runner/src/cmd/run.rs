@@ -40,11 +40,20 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         Some(postgres) => {
             let url = postgres.url.clone();
             let sink = PostgresSink::connect(postgres).context("cannot use the database")?;
-            telemetry.with_postgres(sink.stats());
+            let stats = sink.stats();
+            telemetry.with_postgres(Arc::clone(&stats));
             let http = args
                 .http_addr
                 .map(|addr| Ok::<_, anyhow::Error>(Http { addr, store: Store::postgres(&url)?, telemetry, cache_ttl }));
-            run_pipeline(config, kafka, sink, http.transpose()?)
+            run_pipeline(config, kafka, sink, http.transpose()?)?;
+            let ms = |q: f64| stats.commit_latency(q).map_or(f64::NAN, |d| d.as_secs_f64() * 1e3);
+            tracing::info!(
+                commits = stats.commits.load(std::sync::atomic::Ordering::Relaxed),
+                p50_ms = format!("{:.1}", ms(0.5)),
+                p99_ms = format!("{:.1}", ms(0.99)),
+                "Commit latency."
+            );
+            Ok(())
         }
         None => {
             tracing::warn!("No --database-url: the results stay in memory and are lost when the process stops.");
