@@ -2,11 +2,12 @@
 //! on `workers` threads.
 //!
 //! ```text
-//!  Source ──► Decode ──► Window ──┬─ events ──────────► Contribute ──► Audience ─┐
-//!  (per worker,  (batches    (per partition,│                ▲   │        (reduce)    ├─ join ─► rows ─┐
-//!   its own       dealt       in offset     ├─ progress ─ broadcast┘  └──► UniqueViewers ─┘               │
-//!   partitions)   round-robin) order)       │                  └── checkpoint parts ────────────────────┤
-//!                                           └─ dead letters ─────────────────────────────────────────────┴─► Sink (worker 0)
+//!  Source ───► Decode ───► Window ───┬─ events (exchanged by stream) ─► Contribute ─► Audience ─► rows ──┐
+//!  per worker:  batches     per       ├─ progress ── broadcast ──────────►│ (reduce)                        │
+//!  its own      dealt       partition,│                                   ├─ checkpoint parts ─────────────┤
+//!  partitions   round-robin in offset  │                                   └─ events too late (idle) ───────┤
+//!                           order      ├─ dead letters ─────────────────────────────────────────────────────┤
+//!                                      └─ progress ─────────────────────────────────────────────────────────┴─► Sink (worker 0)
 //! ```
 //! Timestamps are epochs: the sources cut their records into epochs, and the sink receives each
 //! completed epoch as one [`EpochBatch`](crate::EpochBatch).

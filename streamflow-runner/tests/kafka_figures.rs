@@ -28,7 +28,10 @@ impl Drop for Running {
 fn run(broker: &Tansu, url: &str, start: &str) -> Running {
     let mut command = streamflow(&["run", "--brokers", &broker.address(), "--topic", TOPIC, "--database-url", url]);
     // Its last lines say the commit latency.
-    command.args(["--start-offsets", start]).env("STREAMFLOW_LOG", "warn,streamflow::cmd::run=info").stdout(Stdio::null());
+    command
+        .args(["--start-offsets", start])
+        .env("STREAMFLOW_LOG", "warn,streamflow::cmd::run=info")
+        .stdout(Stdio::null());
     Running(command.spawn().unwrap())
 }
 

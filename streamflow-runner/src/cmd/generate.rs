@@ -10,7 +10,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use rskafka::client::partition::{Compression, UnknownTopicHandling};
-use rskafka::client::ClientBuilder;
 use rskafka::record::Record;
 use streamflow_core::{EventTime, Generator, GeneratorConfig};
 
@@ -86,13 +85,9 @@ fn compression(name: &str) -> anyhow::Result<Compression> {
 async fn to_kafka(config: &GeneratorConfig, args: &GenerateArgs) -> anyhow::Result<()> {
     let compression = compression(&args.compression)?;
     let topic = &args.kafka.topic;
-    let client = ClientBuilder::new(args.kafka.brokers.clone())
-        .build()
-        .await
-        .with_context(|| format!("cannot reach Kafka at {}", args.kafka.brokers.join(",")))?;
-    let existing = client.list_topics().await.context("cannot list the topics")?;
-    let partitions = match existing.iter().find(|t| &t.name == topic) {
-        Some(found) => found.partitions.len() as u32,
+    let client = super::kafka_client(&args.kafka).await?;
+    let partitions = match super::topic_partitions(&client, &args.kafka).await? {
+        Some(found) => found.len() as u32,
         None => {
             let partitions = i32::try_from(config.partitions)?;
             client

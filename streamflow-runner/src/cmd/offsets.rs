@@ -3,24 +3,18 @@
 
 use anyhow::Context;
 use rskafka::client::partition::UnknownTopicHandling;
-use rskafka::client::ClientBuilder;
 
 use crate::cli::OffsetsArgs;
 
 pub fn run(args: OffsetsArgs) -> anyhow::Result<()> {
     let topic = args.kafka.topic.clone();
     let ends: Vec<(i32, i64)> = tokio::runtime::Runtime::new()?.block_on(async {
-        let client = ClientBuilder::new(args.kafka.brokers.clone())
-            .build()
-            .await
-            .with_context(|| format!("cannot reach Kafka at {}", args.kafka.brokers.join(",")))?;
-        let topics = client.list_topics().await.context("cannot list the topics")?;
-        let found = topics
-            .into_iter()
-            .find(|t| t.name == topic)
+        let client = super::kafka_client(&args.kafka).await?;
+        let partitions = super::topic_partitions(&client, &args.kafka)
+            .await?
             .with_context(|| format!("the topic {topic} does not exist"))?;
         let mut ends = Vec::new();
-        for partition in found.partitions {
+        for partition in partitions {
             let partition_client =
                 client.partition_client(topic.clone(), partition, UnknownTopicHandling::Retry).await?;
             let earliest = partition_client.get_offset(rskafka::client::partition::OffsetAt::Earliest).await?;

@@ -6,7 +6,6 @@ use std::io::{self, BufRead, BufReader};
 
 use anyhow::Context;
 use rskafka::client::partition::{Compression, UnknownTopicHandling};
-use rskafka::client::ClientBuilder;
 use rskafka::record::Record;
 
 use crate::cli::ProduceArgs;
@@ -24,16 +23,11 @@ pub fn run(args: ProduceArgs) -> anyhow::Result<()> {
     };
     tokio::runtime::Runtime::new()?.block_on(async {
         let topic = &args.kafka.topic;
-        let client = ClientBuilder::new(args.kafka.brokers.clone())
-            .build()
-            .await
-            .with_context(|| format!("cannot reach Kafka at {}", args.kafka.brokers.join(",")))?;
-        let topics = client.list_topics().await.context("cannot list the topics")?;
-        let partitions = topics
-            .iter()
-            .find(|t| &t.name == topic)
-            .map(|t| t.partitions.len())
-            .with_context(|| format!("the topic {topic} does not exist (streamflow generate creates it)"))?;
+        let client = super::kafka_client(&args.kafka).await?;
+        let partitions = super::topic_partitions(&client, &args.kafka)
+            .await?
+            .with_context(|| format!("the topic {topic} does not exist (streamflow generate creates it)"))?
+            .len();
         let mut clients = Vec::with_capacity(partitions);
         for partition in 0..partitions {
             clients.push(
