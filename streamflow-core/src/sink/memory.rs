@@ -23,8 +23,6 @@ pub struct TableRow {
     pub row: Row,
     /// Whether its window has closed.
     pub is_final: bool,
-    /// The epoch that last changed it.
-    pub epoch: u64,
 }
 
 /// The contents of a [`Table`].
@@ -70,7 +68,7 @@ impl TableState {
             let newest = self.newest.entry(row.stream_id.clone()).or_insert(row.window_start);
             *newest = (*newest).max(row.window_start);
             let key = (row.window_start, row.stream_id.clone());
-            self.rows.insert(key, TableRow { row, is_final, epoch: batch.epoch });
+            self.rows.insert(key, TableRow { row, is_final });
         }
         for letter in batch.dead_letters {
             *self.dead_letter_counts.entry(letter.reason).or_default() += 1;

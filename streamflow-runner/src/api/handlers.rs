@@ -9,7 +9,7 @@ use warp::reply::{json, with_status, Response};
 use warp::Reply;
 
 use super::params::{stream_from_path, BadParameter, By, MetricsParams, Query, RangeParams, TopParams};
-use super::store::{Ranked, Store, Unavailable};
+use super::store::{Order, Ranked, Store, Unavailable};
 
 /// A row as the API shows it.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -189,7 +189,7 @@ pub async fn health(store: Store) -> Response {
 pub async fn metrics(store: Store, query: Query) -> Result<MetricsBody, Failure> {
     let params = MetricsParams::parse(&query)?;
     let stream = params.stream_id.as_deref();
-    let found = store.recent(params.range.from, params.range.to, stream, params.limit).await?;
+    let found = store.rows(params.range.from, params.range.to, stream, Order::NewestFirst, params.limit).await?;
     let latest = store.latest_window(stream).await?;
     Ok(MetricsBody { latest_window_start: latest.map(|t| t.to_string()), rows: rows(&found) })
 }
@@ -236,7 +236,8 @@ const MAX_ROWS: i64 = super::params::MAX_MINUTES;
 pub async fn stream_metrics(store: Store, stream_id: String, query: Query) -> Result<StreamMetricsBody, Failure> {
     let stream_id = stream_from_path(&stream_id)?;
     let params = RangeParams::parse(&query)?;
-    let found = store.stream_range(&stream_id, params.range.from, params.range.to, MAX_ROWS).await?;
+    let (from, to) = (params.range.from, params.range.to);
+    let found = store.rows(from, to, Some(&stream_id), Order::OldestFirst, MAX_ROWS).await?;
     Ok(StreamMetricsBody {
         stream_id,
         from: params.range.from.to_string(),

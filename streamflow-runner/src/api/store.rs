@@ -43,6 +43,15 @@ impl From<tokio_postgres::Error> for Unavailable {
     }
 }
 
+/// The order of rows in time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Order {
+    /// The newest window first.
+    NewestFirst,
+    /// The oldest window first.
+    OldestFirst,
+}
+
 /// A ranked stream of `/streams/top`.
 #[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Ranked {
@@ -126,23 +135,28 @@ impl Store {
         }
     }
 
-    /// Rows whose window starts in `[from, to)`, of `stream` or of all, newest first (then by
+    /// Rows whose window starts in `[from, to)`, of `stream` or of all, in `order` (then by
     /// stream), at most `limit`.
-    pub async fn recent(
+    pub async fn rows(
         &self,
         from: EventTime,
         to: EventTime,
         stream: Option<&str>,
+        order: Order,
         limit: i64,
     ) -> Result<Vec<Row>, Unavailable> {
         match self {
             Store::Postgres(pool) => {
                 let client = pool.get().await?;
+                let direction = match order {
+                    Order::NewestFirst => "DESC",
+                    Order::OldestFirst => "ASC",
+                };
                 let statement = client
                     .prepare_cached(&format!(
                         "{ROW_COLUMNS} WHERE window_start >= $1 AND window_start < $2
                          AND ($3::text IS NULL OR stream_id = $3)
-                         ORDER BY window_start DESC, stream_id LIMIT $4"
+                         ORDER BY window_start {direction}, stream_id LIMIT $4"
                     ))
                     .await?;
                 let rows = client.query(&statement, &[&time(from), &time(to), &stream, &limit]).await?;
@@ -150,12 +164,13 @@ impl Store {
             }
             Store::Memory(table) => {
                 let state = table.read();
-                let mut rows: Vec<Row> = state
-                    .rows_between(from, to)
-                    .filter(|r| stream.is_none_or(|s| r.row.stream_id == s))
-                    .map(|r| r.row.clone())
-                    .collect();
-                rows.sort_by(|a, b| b.window_start.cmp(&a.window_start).then_with(|| a.stream_id.cmp(&b.stream_id)));
+                let matching = state.rows_between(from, to).filter(|r| stream.is_none_or(|s| r.row.stream_id == s));
+                let mut rows: Vec<Row> = matching.map(|r| r.row.clone()).collect();
+                if order == Order::NewestFirst {
+                    rows.sort_by(|a, b| {
+                        b.window_start.cmp(&a.window_start).then_with(|| a.stream_id.cmp(&b.stream_id))
+                    });
+                }
                 rows.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
                 Ok(rows)
             }
@@ -170,7 +185,7 @@ impl Store {
                 // stream_state names each stream's newest window: one index lookup per stream.
                 let statement = client
                     .prepare_cached(&format!(
-                        "{ROW_COLUMNS_OF_M} JOIN stream_state s USING (stream_id, window_start) ORDER BY m.stream_id"
+                        "{ROW_COLUMNS} JOIN stream_state s USING (stream_id, window_start) ORDER BY m.stream_id"
                     ))
                     .await?;
                 Ok(client.query(&statement, &[]).await?.iter().map(row).collect())
@@ -231,47 +246,11 @@ impl Store {
             }
         }
     }
-
-    /// One stream's rows whose window starts in `[from, to)`, oldest first, at most `limit`.
-    pub async fn stream_range(
-        &self,
-        stream: &str,
-        from: EventTime,
-        to: EventTime,
-        limit: i64,
-    ) -> Result<Vec<Row>, Unavailable> {
-        match self {
-            Store::Postgres(pool) => {
-                let client = pool.get().await?;
-                let statement = client
-                    .prepare_cached(&format!(
-                        "{ROW_COLUMNS} WHERE stream_id = $1 AND window_start >= $2 AND window_start < $3
-                         ORDER BY window_start LIMIT $4"
-                    ))
-                    .await?;
-                let rows = client.query(&statement, &[&stream, &time(from), &time(to), &limit]).await?;
-                Ok(rows.iter().map(row).collect())
-            }
-            Store::Memory(table) => {
-                let state = table.read();
-                Ok(state
-                    .rows_between(from, to)
-                    .filter(|r| r.row.stream_id == stream)
-                    .take(usize::try_from(limit).unwrap_or(usize::MAX))
-                    .map(|r| r.row.clone())
-                    .collect())
-            }
-        }
-    }
 }
 
-/// The columns of a [`Row`], in its order, with donations in cents.
-const ROW_COLUMNS: &str = "SELECT window_start, window_end, stream_id, events, chat_messages, donations_count,
-    (donations_usd * 100)::int8, viewer_joins, viewer_leaves, net_viewer_delta, unique_viewers, active_viewers
-    FROM stream_metrics_minute";
-
-/// The same, from `stream_metrics_minute m`.
-const ROW_COLUMNS_OF_M: &str = "SELECT m.window_start, m.window_end, m.stream_id, m.events, m.chat_messages,
+/// The columns of a [`Row`], in its order, with donations in cents, from
+/// `stream_metrics_minute m`.
+const ROW_COLUMNS: &str = "SELECT m.window_start, m.window_end, m.stream_id, m.events, m.chat_messages,
     m.donations_count, (m.donations_usd * 100)::int8, m.viewer_joins, m.viewer_leaves, m.net_viewer_delta,
     m.unique_viewers, m.active_viewers FROM stream_metrics_minute m";
 
