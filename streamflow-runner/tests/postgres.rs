@@ -94,4 +94,10 @@ fn bad_credentials_stop_the_process_with_a_clear_message() {
     let output = replay_into(&input, &url, LATENESS).output().unwrap();
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("does not exist"));
+
+    // A URL that does not parse is not retried forever.
+    let output = replay_into(&input, "postgres://streamflow:secret@[nowhere", LATENESS).output().unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("is not valid") && !stderr.contains("secret"), "{stderr}");
 }

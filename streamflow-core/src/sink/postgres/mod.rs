@@ -109,6 +109,10 @@ pub struct PostgresSink {
 impl PostgresSink {
     /// Connects (waiting out failures that pass), applies the schema, and is ready to run.
     pub fn connect(config: PostgresConfig) -> Result<PostgresSink, SinkError> {
+        // A URL that does not parse will not parse on a retry either.
+        config.url.parse::<postgres::Config>().map_err(|e| {
+            SinkError::with_source(format!("the database URL {} is not valid", redacted(&config.url)), e)
+        })?;
         let stats = Arc::new(PostgresStats::default());
         let mut client = connect(&config, &stats)?;
         let applied = migrate(&mut client).map_err(|e| fatal("cannot apply the schema", e))?;
@@ -267,7 +271,7 @@ impl Committer {
 
     fn attempt(&mut self, batch: &EpochBatch) -> Result<write::Written, postgres::Error> {
         if self.client.is_none() {
-            self.client = Some(Client::connect(&self.config.url, NoTls)?);
+            self.client = Some(open(&self.config.url)?);
         }
         let client = self.client.as_mut().expect("connected above");
         if self.statements.is_none() {
@@ -281,7 +285,7 @@ impl Committer {
 fn connect(config: &PostgresConfig, stats: &PostgresStats) -> Result<Client, SinkError> {
     let mut backoff = Duration::ZERO;
     loop {
-        match Client::connect(&config.url, NoTls) {
+        match open(&config.url) {
             Ok(client) => {
                 stats.database_up.store(true, Relaxed);
                 return Ok(client);
@@ -296,6 +300,19 @@ fn connect(config: &PostgresConfig, stats: &PostgresStats) -> Result<Client, Sin
             Err(error) => return Err(fatal(&format!("cannot connect to {}", redacted(&config.url)), error)),
         }
     }
+}
+
+/// How long a connection attempt may take unless the URL says otherwise: an unreachable host is
+/// a failure that passes, retried, not a hang.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A connection on `url` (already checked to parse).
+fn open(url: &str) -> Result<Client, postgres::Error> {
+    let mut config: postgres::Config = url.parse()?;
+    if config.get_connect_timeout().is_none() {
+        config.connect_timeout(CONNECT_TIMEOUT);
+    }
+    config.connect(NoTls)
 }
 
 /// A failure that will not pass, with the server's own message.
