@@ -17,7 +17,7 @@ use streamflow_core::{
     EventTime, GeneratorConfig, GeneratorSource, MemorySink, MetricsSnapshot, Pipeline, PipelineConfig, Table,
 };
 use streamflow_runner::api::{self, Store, Telemetry};
-use streamflow_runner::shutdown_signal;
+use streamflow_runner::stop_on_signals;
 
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -85,10 +85,7 @@ fn main() -> anyhow::Result<()> {
     }
     // Ctrl-C or SIGTERM stops the pipeline; what it read is shown.
     let control = running.control();
-    runtime.spawn(async move {
-        shutdown_signal().await;
-        control.stop();
-    });
+    runtime.spawn(stop_on_signals(move || control.stop()));
 
     let mut last = (Instant::now(), 0u64);
     while !running.is_finished() {

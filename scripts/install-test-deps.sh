@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs what the tests need and is not there yet: PostgreSQL (initdb, pg_ctl) from Debian's
-# packages, and the tansu Kafka-protocol broker from crates.io. Safe to run again: what is
-# installed is kept, so only a fresh machine pays for the build (about 15 minutes for tansu).
+# packages, the tansu Kafka-protocol broker from crates.io, and a Python virtual environment of
+# the tests' own with the third-party clients they check against (confluent-kafka, from PyPI).
+# Safe to run again: what is installed is kept, so only a fresh machine pays for the build
+# (about 15 minutes for tansu).
 set -euo pipefail
 
 TANSU_VERSION=0.6.0
@@ -39,4 +41,13 @@ else
     say "Building tansu $TANSU_VERSION into $TOOLS_DIR (once; 13 to 25 minutes on 2 cores)."
     cargo install tansu --version "$TANSU_VERSION" --locked --features dynostore,libsql \
         --root "$TOOLS_DIR" --quiet
+fi
+
+venv="$TOOLS_DIR/python"
+if "$venv/bin/python" -c "import confluent_kafka" 2>/dev/null; then
+    say "confluent-kafka found in $venv."
+else
+    say "Installing confluent-kafka into $venv (a virtual environment of the tests' own)."
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check "confluent-kafka==2.16.1"
 fi

@@ -43,7 +43,7 @@ use timely::dataflow::operators::generic::OutputBuilder;
 use timely::dataflow::StreamVec;
 
 use crate::checkpoint::Checkpoint;
-use crate::dead_letter::{DeadLetter, Reason};
+use crate::dead_letter::{DeadLetter, Reason, StoredText};
 use crate::event::{Cents, Event, EventTime, EventType, StreamId, UserId};
 use crate::metrics::Metrics;
 use crate::source::{Offset, PartitionId};
@@ -109,7 +109,9 @@ impl Semigroup for Counters {
         self.events += rhs.events;
         self.chat_messages += rhs.chat_messages;
         self.donations_count += rhs.donations_count;
-        self.donations_cents += rhs.donations_cents;
+        // Ten million donations of the largest amount reach i64's range; wrapping keeps the
+        // group exact (retractions still cancel) where overflowing would panic.
+        self.donations_cents = self.donations_cents.wrapping_add(rhs.donations_cents);
         self.viewer_joins += rhs.viewer_joins;
         self.viewer_leaves += rhs.viewer_leaves;
         self.unique_viewers += rhs.unique_viewers;
@@ -128,7 +130,7 @@ impl Abelian for Counters {
             events: -self.events,
             chat_messages: -self.chat_messages,
             donations_count: -self.donations_count,
-            donations_cents: -self.donations_cents,
+            donations_cents: self.donations_cents.wrapping_neg(),
             viewer_joins: -self.viewer_joins,
             viewer_leaves: -self.viewer_leaves,
             unique_viewers: -self.unique_viewers,
@@ -343,9 +345,11 @@ struct OpenWindow {
 
 /// Updates of one epoch, not yet sent.
 #[derive(Default)]
+///
+/// An epoch's events wait here until the epoch is complete: the progress of an earlier epoch may
+/// still close their window, and then they are too late, not part of the window's row.
 struct Pending {
-    counts: BTreeMap<EventTime, FxHashMap<StreamId, Counters>>,
-    too_late: Vec<DeadLetter>,
+    events: Vec<Windowed>,
     progress: Vec<PartitionProgress>,
     base: Vec<CountUpdate>,
 }
@@ -381,21 +385,35 @@ impl Contributions {
         self.pending.keys().next().copied()
     }
 
-    /// Adds events read in `epoch` to this worker's contributions and to the epoch's updates.
+    /// Keeps events read in `epoch` until the epoch is complete.
     fn absorb(&mut self, epoch: u64, events: impl Iterator<Item = Windowed>) {
-        let pending = self.pending.entry(epoch).or_default();
+        self.pending.entry(epoch).or_default().events.extend(events);
+    }
+
+    /// Adds a completed epoch's events to this worker's contributions; returns the epoch's sums
+    /// per (window, stream) and the events that came for a window already closed.
+    fn contribute(
+        &mut self,
+        events: Vec<Windowed>,
+    ) -> (BTreeMap<EventTime, FxHashMap<StreamId, Counters>>, Vec<DeadLetter>) {
+        let mut sums: BTreeMap<EventTime, FxHashMap<StreamId, Counters>> = BTreeMap::new();
+        let mut too_late = Vec::new();
         let mut opened = 0;
         for Windowed { window, partition, offset, max_ts_before, event } in events {
             if self.closed_through.is_some_and(|closed| self.config.end_of(window) <= closed) {
                 // Its row is final: the event came from a partition that was idle while the
                 // others closed the window. Its bytes are gone by now; its decoded form is kept.
                 self.metrics.dead_letter(Reason::Late);
-                pending.too_late.push(DeadLetter {
+                too_late.push(DeadLetter {
                     partition,
                     offset,
                     reason: Reason::Late,
-                    detail: Some(format!("ts {}: its window closed while the partition was idle", event.ts)),
+                    detail: Some(StoredText::new(&format!(
+                        "ts {}: its window closed while the partition was idle",
+                        event.ts
+                    ))),
                     event_id: None,
+                    key: None,
                     payload: event.to_json().into_bytes(),
                 });
                 continue;
@@ -421,23 +439,24 @@ impl Contributions {
                 }
             }
             contribution.counters.plus_equals(&counters);
-            let window_counts = pending.counts.entry(window).or_default();
-            match window_counts.get_mut(event.stream_id.as_str()) {
+            let window_sums = sums.entry(window).or_default();
+            match window_sums.get_mut(event.stream_id.as_str()) {
                 Some(sum) => sum.plus_equals(&counters),
                 None => {
-                    window_counts.insert(event.stream_id, counters);
+                    window_sums.insert(event.stream_id, counters);
                 }
             }
         }
         self.metrics.add_open_windows(opened);
+        (sums, too_late)
     }
 
     /// The updates of a completed epoch: its contributions at `epoch`, the retraction of the
     /// windows its progress closed at `epoch + 1`, and this worker's part of the checkpoint.
     fn flush(&mut self, epoch: u64) -> (Vec<CountUpdate>, CheckpointPart, Vec<DeadLetter>) {
         let pending = self.pending.remove(&epoch).unwrap_or_default();
-        let mut counts: Vec<CountUpdate> = pending
-            .counts
+        let (sums, too_late) = self.contribute(pending.events);
+        let mut counts: Vec<CountUpdate> = sums
             .into_iter()
             .flat_map(|(window, streams)| streams.into_iter().map(move |(stream, c)| ((stream, window), epoch, c)))
             .chain(pending.base)
@@ -502,6 +521,6 @@ impl Contributions {
         let mut closed_audience: Vec<(StreamId, i64)> = closed_audience.into_iter().collect();
         closed_audience.sort();
         let checkpoint = CheckpointPart { closed_through: self.closed_through, replay, closed_audience };
-        (counts, checkpoint, pending.too_late)
+        (counts, checkpoint, too_late)
     }
 }

@@ -19,6 +19,39 @@ use serde::{Deserialize, Serialize};
 
 use crate::event::{EventTime, StreamId};
 use crate::source::{Offset, PartitionId};
+use crate::window::WindowConfig;
+
+/// What shapes a pipeline's results, stored with its checkpoint: a sink refuses to resume results
+/// computed under other settings, for the rows of both would mix (spec §4).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Settings {
+    /// Window size and allowed lateness.
+    pub window: WindowConfig,
+}
+
+impl Settings {
+    /// What differs between the `stored` settings and these, one phrase each; empty when they
+    /// agree.
+    pub fn differences(&self, stored: &Settings) -> Vec<String> {
+        let mut differences = Vec::new();
+        let (now, then) = (&self.window, &stored.window);
+        if now.size_secs() != then.size_secs() {
+            differences.push(format!(
+                "the window size (stored results: {} s, this run: {} s)",
+                then.size_secs(),
+                now.size_secs()
+            ));
+        }
+        if now.lateness_secs() != then.lateness_secs() {
+            differences.push(format!(
+                "the allowed lateness (stored results: {} s, this run: {} s)",
+                then.lateness_secs(),
+                now.lateness_secs()
+            ));
+        }
+        differences
+    }
+}
 
 /// Where one partition stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -69,5 +102,20 @@ impl Checkpoint {
     /// The offset below which `partition`'s records are already in the sink.
     pub fn committed(&self, partition: PartitionId) -> Offset {
         self.positions.get(&partition).map_or(Offset::MIN, |p| p.next_offset)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn differences_name_each_setting() {
+        let settings = |size, lateness| Settings { window: WindowConfig::new(size, lateness).unwrap() };
+        assert!(settings(60, 600).differences(&settings(60, 600)).is_empty());
+        let differences = settings(300, 60).differences(&settings(60, 600));
+        assert_eq!(differences.len(), 2);
+        assert!(differences[0].contains("window size") && differences[0].contains("60 s"), "{differences:?}");
+        assert!(differences[1].contains("lateness") && differences[1].contains("600 s"), "{differences:?}");
     }
 }

@@ -22,7 +22,7 @@ use timely::dataflow::ProbeHandle;
 use timely::WorkerConfig;
 
 use crate::aggregate::aggregate;
-use crate::checkpoint::Checkpoint;
+use crate::checkpoint::{Checkpoint, Settings};
 use crate::decode::decode_batches;
 use crate::error::Error;
 use crate::metrics::{Metrics, MetricsSnapshot};
@@ -175,7 +175,7 @@ impl Pipeline {
         if self.config.workers == 0 {
             return Err(Error::Config("at least one worker is needed".into()));
         }
-        let resume = Arc::new(sink.checkpoint()?);
+        let resume = Arc::new(sink.checkpoint(&Settings { window: self.config.window })?);
         if !resume.is_empty() {
             tracing::info!(partitions = resume.positions.len(), "Resuming from the sink's checkpoint.");
         }

@@ -1,7 +1,8 @@
 //! Records the pipeline refused, with the one rule each broke (spec §1, §2).
 //!
 //! A dead letter keeps the raw payload and where it came from, so nothing is lost: it can be
-//! inspected, fixed and replayed.
+//! inspected, fixed and replayed. Its text (the `event_id`, the detail) is [`StoredText`], which
+//! any store can hold: no record, however malformed, can make a sink refuse its dead letter.
 
 use std::fmt;
 
@@ -109,6 +110,63 @@ impl fmt::Display for Reason {
     }
 }
 
+/// Text taken from a record, made fit to store anywhere: U+0000, which no PostgreSQL text can
+/// hold, is replaced by U+FFFD. The only way to build one is [`StoredText::new`].
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(from = "String", into = "String")]
+pub struct StoredText(String);
+
+impl StoredText {
+    /// `text`, with every U+0000 replaced by U+FFFD.
+    pub fn new(text: &str) -> StoredText {
+        if text.contains('\0') {
+            StoredText(text.replace('\0', "\u{FFFD}"))
+        } else {
+            StoredText(text.to_owned())
+        }
+    }
+
+    /// The text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<String> for StoredText {
+    fn from(text: String) -> StoredText {
+        if text.contains('\0') {
+            StoredText::new(&text)
+        } else {
+            StoredText(text)
+        }
+    }
+}
+
+impl From<&str> for StoredText {
+    fn from(text: &str) -> StoredText {
+        StoredText::new(text)
+    }
+}
+
+impl From<StoredText> for String {
+    fn from(text: StoredText) -> String {
+        text.0
+    }
+}
+
+impl std::ops::Deref for StoredText {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for StoredText {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// A refused record: where it came from, why, and the bytes themselves.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct DeadLetter {
@@ -119,9 +177,25 @@ pub struct DeadLetter {
     /// The rule it broke.
     pub reason: Reason,
     /// A human-readable detail, when there is more to say than the reason.
-    pub detail: Option<String>,
+    pub detail: Option<StoredText>,
     /// The `event_id` of the payload, when it had a readable one.
-    pub event_id: Option<String>,
+    pub event_id: Option<StoredText>,
+    /// The record's key, unchanged, when it had one.
+    pub key: Option<Vec<u8>>,
     /// The payload, unchanged.
     pub payload: Vec<u8>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stored_text_holds_no_nul() {
+        assert_eq!(StoredText::new("a\0b").as_str(), "a\u{FFFD}b");
+        assert_eq!(StoredText::from("\0".to_owned()).as_str(), "\u{FFFD}");
+        let decoded: StoredText = serde_json::from_str("\"x\\u0000y\"").unwrap();
+        assert_eq!(decoded.as_str(), "x\u{FFFD}y");
+        assert_eq!(StoredText::new("plain").as_str(), "plain");
+    }
 }

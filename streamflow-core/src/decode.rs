@@ -2,7 +2,8 @@
 //!
 //! One pass of `serde_json` over the payload, borrowing strings from it where they have no
 //! escapes. Every field is read loosely first and checked afterwards, so that a mistyped field
-//! yields its own reason instead of a generic parse error.
+//! yields its own reason instead of a generic parse error. When the payload has no `stream_id`,
+//! the record's key is the `stream_id`, under the same rules.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -14,7 +15,7 @@ use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::StreamVec;
 
-use crate::dead_letter::Reason;
+use crate::dead_letter::{Reason, StoredText};
 use crate::event::{AmountError, Cents, Event, EventTime, EventType};
 use crate::source::RecordBatch;
 
@@ -30,18 +31,33 @@ pub struct Refusal {
     /// The rule it broke.
     pub reason: Reason,
     /// More about it, when there is more to say.
-    pub detail: Option<String>,
+    pub detail: Option<StoredText>,
     /// Its `event_id`, when it had a readable one.
-    pub event_id: Option<String>,
+    pub event_id: Option<StoredText>,
 }
 
 impl Refusal {
     fn new(reason: Reason) -> Refusal {
         Refusal { reason, detail: None, event_id: None }
     }
+
+    fn with_detail(self, detail: impl AsRef<str>) -> Refusal {
+        Refusal { detail: Some(StoredText::new(detail.as_ref())), ..self }
+    }
 }
 
-/// Decodes one JSON event.
+/// The longest piece of a record quoted in a refusal's detail, in characters.
+const QUOTED_CHARS: usize = 120;
+
+/// `text` quoted for a detail: escaped, and cut after [`QUOTED_CHARS`] characters.
+fn quoted(text: &str) -> String {
+    match text.char_indices().nth(QUOTED_CHARS) {
+        Some((cut, _)) => format!("{:?}… ({} bytes)", &text[..cut], text.len()),
+        None => format!("{text:?}"),
+    }
+}
+
+/// Decodes one JSON event that came without a key.
 ///
 /// # Examples
 /// ```
@@ -54,27 +70,41 @@ impl Refusal {
 /// assert_eq!(refused.reason, Reason::BadTs);
 /// ```
 pub fn decode(payload: &[u8]) -> Result<Event, Refusal> {
+    decode_record(None, payload)
+}
+
+/// Decodes one JSON event whose record had `key`: the key is the `stream_id` when the payload
+/// has none (spec §1).
+///
+/// # Examples
+/// ```
+/// use streamflow_core::{decode::decode_record, Reason};
+///
+/// let payload = br#"{"ts":"2025-12-20T18:34:38Z","event_type":"chat_message"}"#;
+/// assert_eq!(decode_record(Some(b"s1"), payload).unwrap().stream_id, "s1");
+/// assert_eq!(decode_record(None, payload).unwrap_err().reason, Reason::MissingStreamId);
+/// ```
+pub fn decode_record(key: Option<&[u8]>, payload: &[u8]) -> Result<Event, Refusal> {
     if payload.len() > MAX_PAYLOAD_BYTES {
-        return Err(Refusal { detail: Some(format!("{} bytes", payload.len())), ..Refusal::new(Reason::TooLarge) });
+        return Err(Refusal::new(Reason::TooLarge).with_detail(format!("{} bytes", payload.len())));
     }
-    let text = std::str::from_utf8(payload)
-        .map_err(|e| Refusal { detail: Some(e.to_string()), ..Refusal::new(Reason::NotUtf8) })?;
+    let text = std::str::from_utf8(payload).map_err(|e| Refusal::new(Reason::NotUtf8).with_detail(e.to_string()))?;
     let fields: Fields<'_> = serde_json::from_str(text).map_err(|e| {
         let reason = match e.classify() {
             serde_json::error::Category::Data => Reason::NotAnObject,
             _ => Reason::NotJson,
         };
-        Refusal { detail: Some(e.to_string()), ..Refusal::new(reason) }
+        Refusal::new(reason).with_detail(e.to_string())
     })?;
-    fields.check()
+    fields.check(key)
 }
 
 /// The `event_id` of a payload, when it has a readable one: for dead letters refused after
 /// decoding (late events), so that every dead letter can be traced.
-pub fn event_id(payload: &[u8]) -> Option<String> {
+pub fn event_id(payload: &[u8]) -> Option<StoredText> {
     let fields: Fields<'_> = serde_json::from_slice(payload).ok()?;
     match fields.event_id {
-        Loose::Str(id) => Some(id.into_owned()),
+        Loose::Str(id) => Some(StoredText::new(&id)),
         _ => None,
     }
 }
@@ -92,7 +122,7 @@ pub struct DecodedBatch {
 impl DecodedBatch {
     /// Decodes every record of `batch`.
     pub fn new(batch: RecordBatch) -> DecodedBatch {
-        let outcomes = batch.iter().map(|(_, payload)| decode(payload)).collect();
+        let outcomes = batch.iter().map(|record| decode_record(record.key, record.payload)).collect();
         DecodedBatch { batch, outcomes }
     }
 }
@@ -121,7 +151,6 @@ enum Loose<'a> {
     Absent,
     Null,
     Str(Cow<'a, str>),
-    UInt(u64),
     Other,
 }
 
@@ -132,65 +161,99 @@ struct Fields<'a> {
     event_type: Loose<'a>,
     stream_id: Loose<'a>,
     user_id: Loose<'a>,
-    message_len: Loose<'a>,
+    message_len: Option<&'a RawValue>,
     amount_usd: Option<&'a RawValue>,
     amount: Option<&'a RawValue>,
 }
 
 impl<'a> Fields<'a> {
-    fn check(self) -> Result<Event, Refusal> {
+    fn check(self, key: Option<&[u8]>) -> Result<Event, Refusal> {
         let event_id = match &self.event_id {
             Loose::Str(id) => Some(id.as_ref()),
             Loose::Absent | Loose::Null => None,
             _ => return Err(Refusal::new(Reason::BadEventId)),
         };
         // The id is copied only into a refusal; an accepted event does not keep it.
-        let refuse = |reason| Refusal { event_id: event_id.map(str::to_owned), ..Refusal::new(reason) };
+        let refuse = |reason| Refusal { event_id: event_id.map(StoredText::new), ..Refusal::new(reason) };
 
         let ts = match &self.ts {
             Loose::Str(text) => EventTime::parse_rfc3339(text)
-                .map_err(|_| Refusal { detail: Some(format!("ts {text:?}")), ..refuse(Reason::BadTs) })?,
+                .map_err(|_| refuse(Reason::BadTs).with_detail(format!("ts {}", quoted(text))))?,
             Loose::Absent | Loose::Null => return Err(refuse(Reason::MissingTs)),
             _ => return Err(refuse(Reason::BadTs)),
         };
         let kind = match &self.event_type {
-            Loose::Str(name) => EventType::from_name(name).ok_or_else(|| Refusal {
-                detail: Some(format!("event_type {name:?}")),
-                ..refuse(Reason::UnknownEventType)
-            })?,
+            Loose::Str(name) => EventType::from_name(name)
+                .ok_or_else(|| refuse(Reason::UnknownEventType).with_detail(format!("event_type {}", quoted(name))))?,
             Loose::Absent | Loose::Null => return Err(refuse(Reason::MissingEventType)),
             _ => return Err(refuse(Reason::BadEventType)),
         };
         let stream_id = match self.stream_id {
-            Loose::Str(id) if (1..=MAX_STREAM_ID_BYTES).contains(&id.len()) => id.as_ref().into(),
-            Loose::Absent | Loose::Null => return Err(refuse(Reason::MissingStreamId)),
-            _ => return Err(refuse(Reason::BadStreamId)),
+            Loose::Str(id) => checked_stream_id(&id).map_err(|rule| refuse(Reason::BadStreamId).with_detail(rule))?,
+            Loose::Absent | Loose::Null => match key {
+                Some(key) => std::str::from_utf8(key)
+                    .map_err(|_| "the record key, standing in for stream_id, is not UTF-8")
+                    .and_then(checked_stream_id)
+                    .map_err(|rule| refuse(Reason::BadStreamId).with_detail(format!("record key: {rule}")))?,
+                None => return Err(refuse(Reason::MissingStreamId)),
+            },
+            _ => return Err(refuse(Reason::BadStreamId).with_detail("stream_id is not a string")),
         };
         let user_id = match self.user_id {
             Loose::Str(id) => Some(id.as_ref().into()),
             Loose::Absent | Loose::Null => None,
             _ => return Err(refuse(Reason::BadUserId)),
         };
-        let message_len = match self.message_len {
-            Loose::UInt(n) => Some(n),
-            Loose::Absent | Loose::Null => None,
-            _ => return Err(refuse(Reason::BadMessageLen)),
-        };
-        let raw_amount = self.amount_usd.or(self.amount).filter(|raw| raw.get() != "null");
-        let amount = match raw_amount.map(|raw| Cents::from_json_number(raw.get())) {
-            Some(Ok(cents)) => Some(cents),
-            Some(Err(AmountError::NotANumber)) => return Err(refuse(Reason::BadAmount)),
-            Some(Err(AmountError::OutOfRange)) => {
-                return Err(Refusal {
-                    detail: raw_amount.map(|raw| format!("amount {}", raw.get())),
-                    ..refuse(Reason::AmountOutOfRange)
-                })
+        let message_len =
+            match self.message_len.map(RawValue::get) {
+                None | Some("null") => None,
+                Some(text) => Some(json_count(text).ok_or_else(|| {
+                    refuse(Reason::BadMessageLen).with_detail(format!("message_len {}", quoted(text)))
+                })?),
+            };
+        // Amounts count on donations only; `amount` stands in when `amount_usd` is absent or null.
+        let amount = if kind == EventType::Donation {
+            let raw = [self.amount_usd, self.amount].into_iter().flatten().find(|raw| raw.get() != "null");
+            let raw = raw.ok_or_else(|| refuse(Reason::MissingAmount))?;
+            match Cents::from_json_number(raw.get()) {
+                Ok(cents) => Some(cents),
+                Err(AmountError::NotANumber) => return Err(refuse(Reason::BadAmount)),
+                Err(AmountError::OutOfRange) => {
+                    return Err(refuse(Reason::AmountOutOfRange).with_detail(format!("amount {}", quoted(raw.get()))))
+                }
             }
-            None if kind == EventType::Donation => return Err(refuse(Reason::MissingAmount)),
-            None => None,
+        } else {
+            None
         };
-        Ok(Event { ts, kind, stream_id, user_id, message_len, amount: amount.filter(|_| kind == EventType::Donation) })
+        Ok(Event { ts, kind, stream_id, user_id, message_len, amount })
     }
+}
+
+/// A `stream_id` as spec §1 allows it: 1 to 128 bytes, no U+0000.
+fn checked_stream_id(id: &str) -> Result<crate::event::StreamId, &'static str> {
+    if !(1..=MAX_STREAM_ID_BYTES).contains(&id.len()) {
+        Err("stream_id must be 1 to 128 bytes")
+    } else if id.contains('\0') {
+        Err("stream_id must not contain U+0000")
+    } else {
+        Ok(id.into())
+    }
+}
+
+/// A JSON integer ≥ 0 (`-0` included) as a count, saturating beyond `u64::MAX`; `None` for
+/// anything else: a fraction, an exponent, a negative number, not a number.
+fn json_count(text: &str) -> Option<u64> {
+    let (negative, digits) = match text.strip_prefix('-') {
+        Some(digits) => (true, digits),
+        None => (false, text),
+    };
+    if digits.is_empty() || !digits.bytes().all(|c| c.is_ascii_digit()) {
+        return None;
+    }
+    if negative {
+        return digits.bytes().all(|c| c == b'0').then_some(0);
+    }
+    Some(digits.parse::<u64>().unwrap_or(u64::MAX))
 }
 
 impl<'de> Deserialize<'de> for Fields<'de> {
@@ -217,7 +280,7 @@ impl<'de> Visitor<'de> for FieldsVisitor {
                 "event_type" => fields.event_type = map.next_value()?,
                 "stream_id" => fields.stream_id = map.next_value()?,
                 "user_id" => fields.user_id = map.next_value()?,
-                "message_len" => fields.message_len = map.next_value()?,
+                "message_len" => fields.message_len = Some(map.next_value()?),
                 "amount_usd" => fields.amount_usd = Some(map.next_value()?),
                 "amount" => fields.amount = Some(map.next_value()?),
                 _ => {
@@ -252,8 +315,8 @@ impl<'de> Visitor<'de> for LooseVisitor {
     fn visit_string<E>(self, v: String) -> Result<Loose<'de>, E> {
         Ok(Loose::Str(Cow::Owned(v)))
     }
-    fn visit_u64<E>(self, v: u64) -> Result<Loose<'de>, E> {
-        Ok(Loose::UInt(v))
+    fn visit_u64<E>(self, _: u64) -> Result<Loose<'de>, E> {
+        Ok(Loose::Other)
     }
     fn visit_i64<E>(self, _: i64) -> Result<Loose<'de>, E> {
         Ok(Loose::Other)
@@ -368,6 +431,82 @@ mod tests {
         assert_eq!(decode(legacy.as_bytes()).unwrap().amount, Some(Cents(726)));
         let both = r#"{"ts":"2025-12-20T18:34:38Z","event_type":"donation","stream_id":"s","amount":1,"amount_usd":2}"#;
         assert_eq!(decode(both.as_bytes()).unwrap().amount, Some(Cents(200)));
+    }
+
+    #[test]
+    fn a_stream_id_holding_nul_is_refused() {
+        assert_eq!(reason(&with("stream_id", Some(r#""s\u00001""#))), Reason::BadStreamId);
+        assert_eq!(
+            decode_record(Some(b"s\0"), with("stream_id", None).as_bytes()).unwrap_err().reason,
+            Reason::BadStreamId
+        );
+    }
+
+    #[test]
+    fn the_key_stands_in_for_a_missing_stream_id() {
+        let without = with("stream_id", None);
+        assert_eq!(decode_record(Some(b"from_key"), without.as_bytes()).unwrap().stream_id, "from_key");
+        let null = with("stream_id", Some("null"));
+        assert_eq!(decode_record(Some(b"from_key"), null.as_bytes()).unwrap().stream_id, "from_key");
+        // The value's field wins over the key.
+        assert_eq!(decode_record(Some(b"from_key"), GOOD.as_bytes()).unwrap().stream_id, "stream_1001");
+        // The key follows the rules of stream_id.
+        for bad in [&b""[..], b"\xff\xfe", &[b's'; 129]] {
+            assert_eq!(decode_record(Some(bad), without.as_bytes()).unwrap_err().reason, Reason::BadStreamId);
+        }
+        assert_eq!(decode_record(None, without.as_bytes()).unwrap_err().reason, Reason::MissingStreamId);
+        // A mistyped field is refused whatever the key.
+        let number = with("stream_id", Some("7"));
+        assert_eq!(decode_record(Some(b"from_key"), number.as_bytes()).unwrap_err().reason, Reason::BadStreamId);
+    }
+
+    #[test]
+    fn message_len_is_any_json_integer_at_least_zero() {
+        // Written out, since a round trip through serde_json::Value would turn -0 into -0.0.
+        let len = |v: &str| {
+            let payload = format!(
+                r#"{{"ts":"2025-12-20T18:34:38Z","event_type":"chat_message","stream_id":"s","message_len":{v}}}"#
+            );
+            decode(payload.as_bytes()).map(|e| e.message_len)
+        };
+        assert_eq!(len("-0"), Ok(Some(0)));
+        assert_eq!(len("18446744073709551616"), Ok(Some(u64::MAX)));
+        assert_eq!(len(&"9".repeat(400)), Ok(Some(u64::MAX)));
+        assert_eq!(len("null"), Ok(None));
+        for bad in ["-1", "4.5", "1e2", "\"42\"", "true", "[]"] {
+            assert_eq!(len(bad).unwrap_err().reason, Reason::BadMessageLen, "{bad}");
+        }
+    }
+
+    #[test]
+    fn amounts_count_on_donations_only_and_null_falls_back_to_amount() {
+        let event = |fields: &str| {
+            decode(format!(r#"{{"ts":"2025-12-20T18:34:38Z","stream_id":"s",{fields}}}"#).as_bytes())
+                .map(|e| e.amount)
+                .map_err(|r| r.reason)
+        };
+        assert_eq!(event(r#""event_type":"donation","amount_usd":null,"amount":3"#), Ok(Some(Cents(300))));
+        assert_eq!(event(r#""event_type":"donation","amount_usd":null,"amount":null"#), Err(Reason::MissingAmount));
+        assert_eq!(event(r#""event_type":"donation","amount_usd":"x","amount":3"#), Err(Reason::BadAmount));
+        assert_eq!(event(r#""event_type":"donation","amount_usd":-0.004"#), Err(Reason::AmountOutOfRange));
+        assert_eq!(event(r#""event_type":"donation","amount_usd":1000000000.004"#), Err(Reason::AmountOutOfRange));
+        assert_eq!(event(r#""event_type":"donation","amount_usd":-0"#), Ok(Some(Cents(0))));
+        let long = format!(r#""event_type":"donation","amount_usd":0.{}1e2002"#, "0".repeat(1_999));
+        assert_eq!(event(&long), Ok(Some(Cents(10_000))));
+        // On other kinds amount fields are ignored, whatever they hold.
+        assert_eq!(event(r#""event_type":"chat_message","amount_usd":"x","amount":-5"#), Ok(None));
+        assert_eq!(event(r#""event_type":"viewer_join","amount_usd":1e999"#), Ok(None));
+    }
+
+    #[test]
+    fn refused_text_holds_no_nul_and_long_values_are_cut() {
+        let refused = decode(br#"{"event_id":"e\u0000","ts":"x\u0000y","event_type":"chat_message","stream_id":"s"}"#)
+            .unwrap_err();
+        assert_eq!(refused.event_id.as_deref(), Some("e\u{FFFD}"));
+        assert!(!refused.detail.as_deref().unwrap().contains('\0'));
+        let long_ts = with("ts", Some(&format!("\"{}\"", "7".repeat(100_000))));
+        let detail = decode(long_ts.as_bytes()).unwrap_err().detail.unwrap();
+        assert!(detail.len() < 300, "{}", detail.len());
     }
 
     #[test]

@@ -313,30 +313,73 @@ impl Cents {
     /// The largest amount one event may carry: 1,000,000,000 USD.
     pub const MAX_EVENT_AMOUNT: Cents = Cents(100_000_000_000);
 
-    /// Parses the text of a JSON number exactly and rounds it half away from zero to whole cents.
+    /// Parses the text of a JSON number exactly, checks it lies in `0 ..= 1,000,000,000` (on the
+    /// exact value, before rounding), and rounds it half away from zero to whole cents.
     ///
-    /// Working on the decimal text rather than an `f64` keeps `1.005` at 101 cents.
+    /// Working on the decimal text rather than an `f64` keeps `1.005` at 101 cents, and any
+    /// number of digits and any exponent is read exactly: `0.000…01e2002` is 100.00.
     pub fn from_json_number(text: &str) -> Result<Cents, AmountError> {
+        let number = DecimalText::parse(text).ok_or(AmountError::NotANumber)?;
+        // The value is 0.DIGITS × 10^point; only the digits from the first non-zero one matter.
+        let Some(first) = number.first_nonzero() else { return Ok(Cents(0)) };
+        if number.negative {
+            return Err(AmountError::OutOfRange);
+        }
+        // Digits before the decimal point, counted from the first non-zero one: past 10 the value
+        // is at least 10^10, out of range however the rest reads.
+        if number.point.saturating_sub(first) > 10 {
+            return Err(AmountError::OutOfRange);
+        }
+        // Digit `i` stands at place `i - point + 1` after the decimal point (0 or less: an integer
+        // digit); whole cents are the digits up to place 2, and place 3 decides the rounding.
+        let place_of_first = first - number.point + 1;
+        let mut cents = 0i64;
+        for place in place_of_first..=2 {
+            cents = cents * 10 + number.digit(first + place - place_of_first);
+        }
+        let rounding = first + 3 - place_of_first;
+        let max = Cents::MAX_EVENT_AMOUNT.0;
+        if cents > max || (cents == max && number.any_nonzero_from(rounding)) {
+            return Err(AmountError::OutOfRange);
+        }
+        if number.digit(rounding) >= 5 {
+            cents += 1;
+        }
+        Ok(Cents(cents))
+    }
+}
+
+/// The parts of a JSON number's text: `-? int (. frac)? ([eE] [+-]? exp)?`.
+struct DecimalText<'a> {
+    negative: bool,
+    int: &'a [u8],
+    frac: &'a [u8],
+    /// `int.len() + exponent`: the value is `0.(int ++ frac) × 10^point`. Saturated far beyond
+    /// any payload's length, which changes no result.
+    point: i64,
+}
+
+impl<'a> DecimalText<'a> {
+    fn parse(text: &'a str) -> Option<DecimalText<'a>> {
+        let digits_at = |b: &[u8]| b.iter().take_while(|c| c.is_ascii_digit()).count();
         let b = text.as_bytes();
         let (negative, b) = match b {
             [b'-', rest @ ..] => (true, rest),
             _ => (false, b),
         };
-        let int_len = b.iter().take_while(|c| c.is_ascii_digit()).count();
-        if int_len == 0 {
-            return Err(AmountError::NotANumber);
+        let (int, mut rest) = b.split_at(digits_at(b));
+        if int.is_empty() {
+            return None;
         }
-        let (int_part, mut rest) = b.split_at(int_len);
-        let mut frac_part: &[u8] = &[];
+        let mut frac: &[u8] = &[];
         if let [b'.', tail @ ..] = rest {
-            let n = tail.iter().take_while(|c| c.is_ascii_digit()).count();
-            if n == 0 {
-                return Err(AmountError::NotANumber);
+            let (digits, after) = tail.split_at(digits_at(tail));
+            if digits.is_empty() {
+                return None;
             }
-            frac_part = &tail[..n];
-            rest = &tail[n..];
+            (frac, rest) = (digits, after);
         }
-        let mut exponent: i64 = 0;
+        let mut exponent = 0i64;
         if let [b'e' | b'E', tail @ ..] = rest {
             let (sign, tail) = match tail {
                 [b'-', t @ ..] => (-1, t),
@@ -344,54 +387,38 @@ impl Cents {
                 t => (1, t),
             };
             if tail.is_empty() || !tail.iter().all(u8::is_ascii_digit) {
-                return Err(AmountError::NotANumber);
+                return None;
             }
-            // Any exponent this large already puts the amount out of range, or at zero.
-            let magnitude = tail
-                .iter()
-                .try_fold(0i64, |acc, &c| acc.checked_mul(10)?.checked_add(i64::from(c - b'0')))
-                .unwrap_or(i64::MAX)
-                .min(1_000);
+            const LIMIT: i64 = 1 << 40;
+            let magnitude = tail.iter().fold(0i64, |acc, &c| (acc * 10 + i64::from(c - b'0')).min(LIMIT));
             exponent = sign * magnitude;
-        } else if !rest.is_empty() {
-            return Err(AmountError::NotANumber);
+            rest = &[];
         }
+        if !rest.is_empty() {
+            return None;
+        }
+        Some(DecimalText { negative, int, frac, point: int.len() as i64 + exponent })
+    }
 
-        // The value is 0.DIGITS × 10^point, DIGITS being int_part ++ frac_part without leading zeros.
-        let all = int_part.iter().chain(frac_part).copied();
-        let point = int_len as i64 + exponent;
-        let mut cents: i128 = 0;
-        let mut round_up = false;
-        for (i, c) in all.enumerate() {
-            let position = i as i64 - point; // 0 = the first digit after the decimal point
-            let d = i128::from(c - b'0');
-            if position < 2 {
-                if cents > 1_000_000_000_000_000 {
-                    return Err(AmountError::OutOfRange);
-                }
-                cents = cents * 10 + d;
-            } else if position == 2 {
-                round_up = d >= 5;
-            }
-        }
-        // Digits that stop before the cents place leave the value short of its scale.
-        let last_position = int_len as i64 + frac_part.len() as i64 - 1 - point;
-        for _ in last_position.max(-40)..1 {
-            if cents > 1_000_000_000_000_000 {
-                return Err(AmountError::OutOfRange);
-            }
-            cents *= 10;
-        }
-        if round_up {
-            cents += 1;
-        }
-        if negative && cents != 0 {
-            return Err(AmountError::OutOfRange);
-        }
-        if cents > i128::from(Cents::MAX_EVENT_AMOUNT.0) {
-            return Err(AmountError::OutOfRange);
-        }
-        Ok(Cents(cents as i64))
+    /// The number of digits, integer part then fraction.
+    fn len(&self) -> i64 {
+        (self.int.len() + self.frac.len()) as i64
+    }
+
+    /// Digit `i` of the integer part followed by the fraction, as a number; 0 outside them.
+    fn digit(&self, i: i64) -> i64 {
+        let Ok(i) = usize::try_from(i) else { return 0 };
+        let c =
+            if i < self.int.len() { self.int[i] } else { self.frac.get(i - self.int.len()).copied().unwrap_or(b'0') };
+        i64::from(c - b'0')
+    }
+
+    fn first_nonzero(&self) -> Option<i64> {
+        (0..self.len()).find(|&i| self.digit(i) != 0)
+    }
+
+    fn any_nonzero_from(&self, from: i64) -> bool {
+        (from.max(0)..self.len()).any(|i| self.digit(i) != 0)
     }
 }
 
@@ -490,12 +517,19 @@ mod tests {
         assert_eq!(c("0.0049"), Ok(0));
         assert_eq!(c("0"), Ok(0));
         assert_eq!(c("-0"), Ok(0));
-        assert_eq!(c("-0.004"), Ok(0));
+        assert_eq!(c("-0.0"), Ok(0));
+        assert_eq!(c("-0e5"), Ok(0));
+        // The range is checked on the exact value, before rounding.
+        assert_eq!(c("-0.004"), Err(AmountError::OutOfRange));
         assert_eq!(c("1e3"), Ok(100_000));
         assert_eq!(c("1.5E-1"), Ok(15));
         assert_eq!(c("12345e-4"), Ok(123));
         assert_eq!(c("1000000000"), Ok(100_000_000_000));
-        assert_eq!(c("1000000000.004"), Ok(100_000_000_000));
+        assert_eq!(c("1000000000.004"), Err(AmountError::OutOfRange));
+        assert_eq!(c("1000000000.000"), Ok(100_000_000_000));
+        assert_eq!(c("999999999.995"), Ok(100_000_000_000));
+        assert_eq!(c("0.1e10"), Ok(100_000_000_000));
+        assert_eq!(c("10000000000e-1"), Ok(100_000_000_000));
         assert_eq!(c("1000000000.005"), Err(AmountError::OutOfRange));
         assert_eq!(c("1e10"), Err(AmountError::OutOfRange));
         assert_eq!(c("1e999999999999999999999"), Err(AmountError::OutOfRange));
@@ -505,6 +539,24 @@ mod tests {
         assert_eq!(c("\"12\""), Err(AmountError::NotANumber));
         assert_eq!(c("true"), Err(AmountError::NotANumber));
         assert_eq!(c("1."), Err(AmountError::NotANumber));
+        assert_eq!(c(".5"), Err(AmountError::NotANumber));
+        assert_eq!(c("1e"), Err(AmountError::NotANumber));
+    }
+
+    #[test]
+    fn long_mantissas_and_large_exponents_are_read_exactly() {
+        let c = |s: &str| Cents::from_json_number(s).map(|c| c.0);
+        // 0.(1,999 zeros)1 × 10^2002 = 100.
+        assert_eq!(c(&format!("0.{}1e2002", "0".repeat(1_999))), Ok(10_000));
+        assert_eq!(c(&format!("{}e-1998", "1".repeat(2_000))), Ok(1_111));
+        assert_eq!(c(&format!("0.{}5", "0".repeat(2))), Ok(1)); // 0.005
+        assert_eq!(c(&format!("0.{}", "4".repeat(2_000))), Ok(44));
+        assert_eq!(c(&format!("0.{}", "9".repeat(2_000))), Ok(100));
+        assert_eq!(c(&"9".repeat(2_000)), Err(AmountError::OutOfRange));
+        assert_eq!(c(&format!("1000000000.{}1", "0".repeat(1_990))), Err(AmountError::OutOfRange));
+        assert_eq!(c(&format!("{}1e-2000", "0".repeat(1_999))), Ok(0));
+        assert_eq!(c("1e-999999999999999999999999999999"), Ok(0));
+        assert_eq!(c("0e999999999999999999999999999999"), Ok(0));
     }
 
     #[test]

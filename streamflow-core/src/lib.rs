@@ -45,15 +45,16 @@ pub mod dead_letter;
 pub mod decode;
 pub mod error;
 pub mod event;
+pub mod kafka;
 pub mod metrics;
 pub mod sink;
 pub mod source;
 pub mod window;
 
 pub use aggregate::{Counters, Row};
-pub use checkpoint::{Checkpoint, PartitionPosition};
+pub use checkpoint::{Checkpoint, PartitionPosition, Settings};
 pub use dataflow::{Control, Pipeline, PipelineConfig, RunningPipeline, SourceContext};
-pub use dead_letter::{DeadLetter, Reason};
+pub use dead_letter::{DeadLetter, Reason, StoredText};
 pub use error::Error;
 pub use event::{Cents, Event, EventTime, EventType, StreamId, UserId};
 pub use metrics::{Metrics, MetricsSnapshot};

@@ -154,11 +154,18 @@ impl Metrics {
         }
     }
 
-    /// The event time each of `partitions` has reached, and the least that any unfinished
-    /// partition has reached: what the source operator aligns partitions with.
+    /// The event time each of `partitions` has reached, and the least that any partition still
+    /// to be read has reached: what the source operator aligns partitions with. A partition
+    /// read to the end of its log is not waited for: pausing the others would not bring it
+    /// further, only stall them.
     pub fn event_times(&self, partitions: &[PartitionId]) -> (Vec<Option<EventTime>>, Option<EventTime>) {
         let per_partition = self.per_partition.lock().unwrap_or_else(|e| e.into_inner());
-        let slowest = per_partition.values().filter(|p| p.state.holds_watermark()).map(|p| p.max_ts).min().flatten();
+        let slowest = per_partition
+            .values()
+            .filter(|p| p.state.holds_watermark() && p.lag != Some(0))
+            .map(|p| p.max_ts)
+            .min()
+            .flatten();
         let own = partitions.iter().map(|p| per_partition.get(p).and_then(|m| m.max_ts)).collect();
         (own, slowest)
     }

@@ -23,7 +23,7 @@ use timely::dataflow::operators::Capability;
 use timely::dataflow::StreamVec;
 
 use crate::checkpoint::Checkpoint;
-use crate::dead_letter::{DeadLetter, Reason};
+use crate::dead_letter::{DeadLetter, Reason, StoredText};
 use crate::decode::{event_id, DecodedBatch, Refusal};
 use crate::error::Error;
 use crate::event::{Event, EventTime};
@@ -196,7 +196,8 @@ pub fn window<'scope>(
                 let mut dead = dead.session(dead_cap);
                 let DecodedBatch { batch, outcomes } = decoded;
                 let mut repeated = 0;
-                for ((offset, payload), outcome) in batch.iter().zip(outcomes) {
+                for (record, outcome) in batch.iter().zip(outcomes) {
+                    let offset = record.offset;
                     // Offsets only grow within a partition; a record given again is counted once.
                     if offset < reader.next_offset {
                         repeated += 1;
@@ -223,8 +224,8 @@ pub fn window<'scope>(
                                 }
                                 None => Refusal {
                                     reason: Reason::Late,
-                                    detail: Some(format!("ts {}", event.ts)),
-                                    event_id: event_id(payload),
+                                    detail: Some(StoredText::new(&format!("ts {}", event.ts))),
+                                    event_id: event_id(record.payload),
                                 },
                             }
                         }
@@ -238,7 +239,8 @@ pub fn window<'scope>(
                             reason: refusal.reason,
                             detail: refusal.detail,
                             event_id: refusal.event_id,
-                            payload: payload.to_vec(),
+                            key: record.key.map(<[u8]>::to_vec),
+                            payload: record.payload.to_vec(),
                         });
                     }
                 }

@@ -49,7 +49,7 @@ fn resuming_inside_a_produced_batch_reads_the_rest_of_it() {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
         while offsets.len() < (21 - start) as usize && std::time::Instant::now() < deadline {
             if let Polled::Records(batch) = source.poll(1_000).unwrap() {
-                offsets.extend(batch.iter().map(|(offset, _)| offset));
+                offsets.extend(batch.iter().map(|record| record.offset));
             }
         }
         assert_eq!(offsets, (start..21).collect::<Vec<_>>(), "resuming at {start}");

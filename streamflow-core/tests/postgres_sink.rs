@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use streamflow_core::sink::postgres::migrate;
 use streamflow_core::{
     Checkpoint, EpochBatch, GeneratorConfig, GeneratorSource, MemorySink, Pipeline, PipelineConfig, PostgresConfig,
-    PostgresSink, ReadPolicy, Sink, SinkError,
+    PostgresSink, ReadPolicy, Settings, Sink, SinkError,
 };
 use streamflow_testkit::Postgres;
 
@@ -14,10 +14,10 @@ use streamflow_testkit::Postgres;
 fn the_schema_applies_once() {
     let pg = Postgres::start().unwrap();
     let mut client = postgres::Client::connect(&pg.url(), postgres::NoTls).unwrap();
-    assert_eq!(migrate(&mut client).unwrap(), vec![1]);
+    assert_eq!(migrate(&mut client).unwrap(), vec![1, 2]);
     assert_eq!(migrate(&mut client).unwrap(), Vec::<i32>::new());
     let versions: i64 = client.query_one("SELECT count(*) FROM schema_migrations", &[]).unwrap().get(0);
-    assert_eq!(versions, 1);
+    assert_eq!(versions, 2);
 }
 
 /// Fails after a number of batches, as a process stopped between two epochs.
@@ -27,8 +27,8 @@ struct StopAfter<S> {
 }
 
 impl<S: Sink> Sink for StopAfter<S> {
-    fn checkpoint(&mut self) -> Result<Checkpoint, SinkError> {
-        self.inner.checkpoint()
+    fn checkpoint(&mut self, settings: &Settings) -> Result<Checkpoint, SinkError> {
+        self.inner.checkpoint(settings)
     }
     fn apply(&mut self, batch: EpochBatch) -> Result<(), SinkError> {
         if self.batches_left == 0 {

@@ -36,6 +36,18 @@ pub enum Command {
     Produce(ProduceArgs),
     /// Show each partition's end of log and, with a database, the committed offset and the lag.
     Offsets(OffsetsArgs),
+    /// Delete a stopped pipeline's results and checkpoint, so that its next run starts afresh.
+    Reset(ResetArgs),
+}
+
+/// `streamflow reset`.
+#[derive(Debug, Args)]
+pub struct ResetArgs {
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    /// Delete indeed: without it, nothing is deleted.
+    #[arg(long)]
+    pub yes: bool,
 }
 
 /// `streamflow produce`.
@@ -108,6 +120,10 @@ pub struct RunArgs {
     /// back (0: never).
     #[arg(long, env = "IDLE_TIMEOUT_SECONDS", default_value_t = 30)]
     pub idle_timeout_seconds: u64,
+    /// Seconds between two listings of the topic's partitions: partitions added to it while the
+    /// pipeline runs are read from their earliest offset.
+    #[arg(long, env = "METADATA_REFRESH_SECONDS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    pub metadata_refresh_seconds: u64,
     #[command(flatten)]
     pub pipeline: PipelineArgs,
     #[command(flatten)]

@@ -27,3 +27,18 @@ pub async fn shutdown_signal() {
         _ = terminate => {}
     }
 }
+
+/// Runs `stop` on the first SIGTERM or SIGINT, and exits the process at once on the second one.
+///
+/// A stop finishes the current epoch and commits it, which waits for the database; an operator
+/// who asks again does not want to wait. Exactly-once does not depend on a clean stop: what was
+/// not committed is read again at the next start.
+pub async fn stop_on_signals(stop: impl FnOnce()) {
+    shutdown_signal().await;
+    tracing::info!("Stopping: finishing the current epoch and committing it (a second signal stops at once).");
+    stop();
+    shutdown_signal().await;
+    tracing::warn!("Stopping at once; what was not committed is read again at the next start.");
+    eprintln!("streamflow: stopped at once by a second signal");
+    std::process::exit(130);
+}

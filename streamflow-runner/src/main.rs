@@ -15,9 +15,10 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("STREAMFLOW_LOG").unwrap_or_else(|_| {
-            tracing_subscriber::EnvFilter::new(format!("rskafka=warn,warp::server::run=off,{}", cli.log))
-        }))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("STREAMFLOW_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("warp::server::run=off,{}", cli.log))),
+        )
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();

@@ -6,7 +6,7 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -18,35 +18,6 @@ use streamflow_testkit::{Postgres, Storage, Tansu};
 
 const EVENTS: u64 = 200_000;
 const TOPIC: &str = "stream.events";
-
-/// A child process killed when dropped, so that a failing test leaves nothing running.
-struct Running(Child);
-
-impl Running {
-    fn spawn(command: &mut Command) -> Running {
-        Running(command.stdout(Stdio::null()).spawn().expect("streamflow starts"))
-    }
-
-    /// SIGTERM, and waits: the run must stop cleanly.
-    fn terminate(mut self) {
-        let pid = self.0.id().to_string();
-        assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
-        let status = wait(&mut self.0, Duration::from_secs(60));
-        assert!(status.success(), "streamflow run did not stop cleanly: {status}");
-    }
-
-    fn kill(mut self) {
-        self.0.kill().unwrap();
-        self.0.wait().unwrap();
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// The flags that fix the events: Kafka and `--output` get the same ones.
 fn seeded(count: u64) -> Vec<String> {
@@ -176,18 +147,6 @@ fn a_broker_restart_and_a_database_restart_during_a_run_end_exact() {
     wait_for_offsets(&pg.url(), EVENTS, Duration::from_secs(180));
     pipeline.terminate();
     assert_exact(&pg.url(), &seeded_file(dir.path(), EVENTS));
-}
-
-/// A GET over plain HTTP/1.1: the status and the body.
-fn http_get(port: u16, path: &str) -> (u16, String) {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    let status = response.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-    let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
-    (status, body)
 }
 
 /// The high watermarks of the topic's partitions.

@@ -161,6 +161,28 @@ fn is_root() -> bool {
     Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.starts_with(b"0\n"))
 }
 
+/// The directory of the tools the tests need: `$STREAMFLOW_TOOLS_DIR` (default
+/// `~/.cache/streamflow/tools`), where `scripts/install-test-deps.sh` puts them.
+pub fn tools_dir() -> PathBuf {
+    std::env::var_os("STREAMFLOW_TOOLS_DIR")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| Path::new(&home).join(".cache/streamflow/tools")))
+        .unwrap_or_else(|| PathBuf::from(".cache/streamflow/tools"))
+}
+
+/// The Python of the tests' own virtual environment, with the third-party clients they check
+/// against (confluent-kafka): `scripts/install-test-deps.sh` makes it.
+pub fn python() -> PathBuf {
+    tools_dir().join("python/bin/python")
+}
+
+/// Runs a Python script with the tests' Python: its standard output, or an error with both
+/// outputs.
+pub fn run_python(script: &str, args: &[&str]) -> io::Result<String> {
+    let output = run(Command::new(python()).arg("-c").arg(script).args(args))?;
+    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+}
+
 /// Where a [`Tansu`] broker keeps its log.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Storage {
@@ -182,10 +204,7 @@ impl Tansu {
     /// The tansu binary: `$STREAMFLOW_TOOLS_DIR/bin/tansu` (default
     /// `~/.cache/streamflow/tools`), else `tansu` on the `PATH`.
     pub fn binary() -> PathBuf {
-        let tools = std::env::var_os("STREAMFLOW_TOOLS_DIR")
-            .map(PathBuf::from)
-            .or_else(|| std::env::var_os("HOME").map(|home| Path::new(&home).join(".cache/streamflow/tools")));
-        tools.map(|dir| dir.join("bin/tansu")).filter(|bin| bin.exists()).unwrap_or_else(|| "tansu".into())
+        Some(tools_dir().join("bin/tansu")).filter(|bin| bin.exists()).unwrap_or_else(|| "tansu".into())
     }
 
     /// Starts a broker.
@@ -212,6 +231,28 @@ impl Tansu {
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+
+    /// Adds partitions to `topic` until it has `partitions`, restarting the broker: tansu 0.6
+    /// serves no CreatePartitions request, so this edits its SQLite storage while it is stopped,
+    /// as CreatePartitions would (the new partitions are empty). SQLite storage only.
+    pub fn add_partitions(&mut self, topic: &str, partitions: u32) -> io::Result<()> {
+        if self.storage != Storage::Sqlite {
+            return Err(io::Error::other("adding partitions needs SQLite storage"));
+        }
+        self.stop();
+        let script = format!(
+            "import sqlite3\n\
+             c = sqlite3.connect('tansu.db')\n\
+             (topic, have) = c.execute('select id, partitions from topic where name = ?', ({topic:?},)).fetchone()\n\
+             for p in range(have, {partitions}):\n\
+             \x20   t = c.execute('insert into topition (topic, partition) values (?, ?)', (topic, p)).lastrowid\n\
+             \x20   c.execute('insert into watermark (topition, low, high) values (?, 0, 0)', (t,))\n\
+             c.execute('update topic set partitions = max(partitions, ?) where id = ?', ({partitions}, topic))\n\
+             c.commit()\n"
+        );
+        run(Command::new("python3").current_dir(self.dir.path()).args(["-c", &script]))?;
+        self.start_again()
     }
 
     /// Starts the broker again on the same port (with SQLite storage, with the same log).

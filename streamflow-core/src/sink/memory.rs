@@ -9,7 +9,7 @@ use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use super::{EpochBatch, RowChange, Sink, SinkError};
 use crate::aggregate::Row;
-use crate::checkpoint::Checkpoint;
+use crate::checkpoint::{Checkpoint, Settings};
 use crate::dead_letter::{DeadLetter, Reason};
 use crate::event::{EventTime, StreamId};
 
@@ -38,6 +38,8 @@ pub struct TableState {
     pub recent_dead_letters: VecDeque<DeadLetter>,
     /// What a restart needs.
     pub checkpoint: Checkpoint,
+    /// The settings the rows were computed with, once a pipeline ran.
+    pub settings: Option<Settings>,
     /// The last epoch applied.
     pub epoch: Option<u64>,
     /// Rows whose window starts this long (in microseconds) before the newest window are dropped.
@@ -125,12 +127,16 @@ impl Table {
 ///
 /// # Examples
 /// ```
-/// use streamflow_core::{MemorySink, Sink};
+/// use streamflow_core::{MemorySink, Settings, Sink, WindowConfig};
 ///
 /// let mut sink = MemorySink::new();
 /// let table = sink.table();
-/// assert!(sink.checkpoint().unwrap().is_empty());
+/// let settings = Settings { window: WindowConfig::default() };
+/// assert!(sink.checkpoint(&settings).unwrap().is_empty());
 /// assert!(table.rows().is_empty());
+/// // Results of one-minute windows are not resumed as five-minute ones.
+/// let other = Settings { window: WindowConfig::new(300, 600).unwrap() };
+/// assert!(sink.checkpoint(&other).unwrap_err().to_string().contains("window size"));
 /// ```
 #[derive(Clone, Debug, Default)]
 pub struct MemorySink {
@@ -158,8 +164,19 @@ impl MemorySink {
 }
 
 impl Sink for MemorySink {
-    fn checkpoint(&mut self) -> Result<Checkpoint, SinkError> {
-        Ok(self.table.checkpoint())
+    fn checkpoint(&mut self, settings: &Settings) -> Result<Checkpoint, SinkError> {
+        let mut state = self.table.write();
+        if let Some(stored) = &state.settings {
+            let differences = settings.differences(stored);
+            if !differences.is_empty() {
+                return Err(SinkError::new(format!(
+                    "the table holds results computed with other settings — {}; resuming would mix them",
+                    differences.join("; ")
+                )));
+            }
+        }
+        state.settings = Some(settings.clone());
+        Ok(state.checkpoint.clone())
     }
 
     fn apply(&mut self, batch: EpochBatch) -> Result<(), SinkError> {

@@ -25,7 +25,7 @@ pub use memory::{MemorySink, Table, TableRow};
 pub use postgres::{PostgresConfig, PostgresSink};
 
 use crate::aggregate::{CheckpointPart, Row};
-use crate::checkpoint::{Checkpoint, PartitionPosition};
+use crate::checkpoint::{Checkpoint, PartitionPosition, Settings};
 use crate::dataflow::Control;
 use crate::dead_letter::DeadLetter;
 use crate::error::Error;
@@ -129,7 +129,10 @@ impl SinkError {
 /// A consumer of epoch batches. It runs on worker 0 and sees every epoch once, in order.
 pub trait Sink: Send + 'static {
     /// The checkpoint this sink holds from a previous run, to resume from; empty on a first run.
-    fn checkpoint(&mut self) -> Result<Checkpoint, SinkError> {
+    /// Called once, before any batch, with the settings that shape the results: a sink that
+    /// keeps results across runs stores them, and refuses to resume results computed with
+    /// other settings ([`Settings::differences`] says what differs).
+    fn checkpoint(&mut self, _settings: &Settings) -> Result<Checkpoint, SinkError> {
         Ok(Checkpoint::default())
     }
 
@@ -143,8 +146,8 @@ pub trait Sink: Send + 'static {
 }
 
 impl<S: Sink + ?Sized> Sink for Box<S> {
-    fn checkpoint(&mut self) -> Result<Checkpoint, SinkError> {
-        (**self).checkpoint()
+    fn checkpoint(&mut self, settings: &Settings) -> Result<Checkpoint, SinkError> {
+        (**self).checkpoint(settings)
     }
     fn apply(&mut self, batch: EpochBatch) -> Result<(), SinkError> {
         (**self).apply(batch)

@@ -95,7 +95,7 @@ mod tests {
     fn read_all(source: &mut FileSource) -> Vec<(Offset, Vec<u8>)> {
         let mut records = Vec::new();
         while let Polled::Records(batch) = source.poll(2).unwrap() {
-            records.extend(batch.iter().map(|(o, p)| (o, p.to_vec())));
+            records.extend(batch.iter().map(|r| (r.offset, r.payload.to_vec())));
             if batch.state == PartitionState::Finished {
                 break;
             }

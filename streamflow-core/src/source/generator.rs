@@ -129,9 +129,11 @@ impl Generator {
         self.limit.is_some_and(|limit| self.produced >= limit) || self.streams.is_empty()
     }
 
-    /// Writes the next payload into `payload` (cleared first) and returns its key, the stream
-    /// it is about; `None` once the configured count is reached.
-    pub fn next_into(&mut self, payload: &mut Vec<u8>) -> Option<&str> {
+    /// Writes the next payload into `payload` (cleared first) and returns its record key: the
+    /// stream it is about, or no key for a malformed record without a `stream_id` (so that it
+    /// stays malformed in Kafka, where the key would stand in for it). `None` once the
+    /// configured count is reached.
+    pub fn next_into(&mut self, payload: &mut Vec<u8>) -> Option<Option<&str>> {
         if self.is_done() {
             return None;
         }
@@ -145,12 +147,13 @@ impl Generator {
         } else {
             now
         };
-        if self.rng.random_bool(self.bad_ratio) {
-            self.write_bad(payload, stream, ts);
+        let keyed = if self.rng.random_bool(self.bad_ratio) {
+            self.write_bad(payload, stream, ts)
         } else {
             self.write_good(payload, stream, ts);
-        }
-        Some(&self.streams[stream])
+            true
+        };
+        Some(keyed.then(|| self.streams[stream].as_str()))
     }
 
     fn pick_kind(&mut self) -> EventType {
@@ -192,9 +195,11 @@ impl Generator {
         out.push(b'}');
     }
 
-    fn write_bad(&mut self, out: &mut Vec<u8>, stream: usize, ts: EventTime) {
+    /// Writes a malformed payload; whether it names its stream.
+    fn write_bad(&mut self, out: &mut Vec<u8>, stream: usize, ts: EventTime) -> bool {
         let stream = &self.streams[stream];
-        let _ = match self.rng.random_range(0..6) {
+        let kind = self.rng.random_range(0..6);
+        let _ = match kind {
             0 => write!(out, r#"{{"ts":"{ts}","event_type":"viewer_join","stream_id":"{stream}""#),
             1 => write!(out, r#"{{"ts":"{ts}","event_type":"raid","stream_id":"{stream}"}}"#),
             2 => write!(out, r#"{{"ts":"{ts}","event_type":"chat_message"}}"#),
@@ -202,6 +207,7 @@ impl Generator {
             4 => write!(out, r#"{{"ts":"{ts}","event_type":"donation","stream_id":"{stream}","amount_usd":-5}}"#),
             _ => out.write_all(b"\xff\xfe not text"),
         };
+        kind != 2
     }
 }
 

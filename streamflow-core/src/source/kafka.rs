@@ -1,33 +1,39 @@
-//! Kafka as a source, with [rskafka](https://docs.rs/rskafka): every partition of a topic, dealt
-//! out over the workers.
+//! Kafka as a source: every partition of a topic, dealt out over the workers, read as a
+//! read-committed consumer with the client of [`crate::kafka`].
 //!
 //! ```text
-//!  tokio runtime (shared)                         timely worker
-//!  fetcher task per partition ── bounded queue ──► KafkaSource::poll (never blocks)
-//!   fetch_records(offset, ≤ fetch_max_bytes)          records, end of log, idle state
+//!  tokio runtime (shared)                            timely worker
+//!  metadata watch: the topic's partitions ─────────► KafkaSource::poll (never blocks)
+//!  fetcher task per partition ── bounded queue ──►     records, end of log, idle state;
+//!   its own connection to the leader                   starts fetchers for new partitions
+//!   fetch(offset, ≤ fetch_max_bytes, read committed)
 //!   waits when the queue is full (backpressure)
-//!   retries with backoff when the broker is gone
+//!   follows the leader, retries with backoff
 //! ```
-//! rskafka has no consumer groups, and none are needed: the offsets live with the results in the
-//! sink's checkpoint, and a restarted pipeline starts each partition where that checkpoint says
-//! ([`SourceContext::start_offset`]). A first run starts at the earliest or the latest offset.
+//! No consumer group is needed: the offsets live with the results in the sink's checkpoint, and
+//! a restarted pipeline starts each partition where that checkpoint says
+//! ([`SourceContext::start_offset`]). On a first run a partition starts at
+//! [`KafkaConfig::start`]; a partition the checkpoint does not know (added to the topic since),
+//! and one added while the pipeline runs, starts at its earliest offset, so that nothing
+//! produced to it is missed.
 //!
-//! The end of the log comes from the high watermark of each fetch (some brokers answer a
-//! `ListOffsets` for the latest offset with less than the true end).
+//! The end of the log is the last stable offset of each fetch: what a read-committed consumer
+//! can read. Transaction markers and aborted transactions take offsets but hold no events; they
+//! are passed over ([`crate::kafka::records`]).
 
 use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use rskafka::client::error::{Error as KafkaError, ProtocolError};
-use rskafka::client::partition::{OffsetAt, PartitionClient, UnknownTopicHandling};
-use rskafka::client::{Client, ClientBuilder};
-use rskafka::record::RecordAndOffset;
-use rskafka::BackoffConfig;
+use kafka_protocol::error::ResponseError;
 use tokio::runtime::Runtime;
 use tokio::sync::mpsc;
 
 use super::{Offset, PartitionId, PartitionState, Polled, RecordBatch, Source, SourceError};
 use crate::dataflow::SourceContext;
+use crate::kafka::fetch::fetch;
+use crate::kafka::records::read_batches;
+use crate::kafka::{ClientConfig, Connection, KafkaClient, KafkaError, OffsetAt};
 
 /// Where a partition never read before starts.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -57,7 +63,7 @@ pub struct KafkaConfig {
     pub brokers: Vec<String>,
     /// The topic.
     pub topic: String,
-    /// Where a partition never read before starts.
+    /// Where a partition starts on a first run.
     pub start: StartOffsets,
     /// The most bytes one fetch asks for, per partition.
     pub fetch_max_bytes: i32,
@@ -70,6 +76,8 @@ pub struct KafkaConfig {
     pub idle_timeout: Option<Duration>,
     /// The longest wait between two attempts to reach a broker that is gone.
     pub max_backoff: Duration,
+    /// How often the topic's partitions are listed again, to find partitions added to it.
+    pub metadata_refresh: Duration,
 }
 
 impl KafkaConfig {
@@ -84,27 +92,47 @@ impl KafkaConfig {
             queued_batches: 4,
             idle_timeout: Some(Duration::from_secs(30)),
             max_backoff: Duration::from_secs(5),
+            metadata_refresh: Duration::from_secs(10),
         }
     }
+
+    fn client(&self) -> ClientConfig {
+        ClientConfig::new(self.brokers.clone())
+    }
+}
+
+/// The topic's partitions as last listed, with a count of the changes.
+#[derive(Debug, Default)]
+struct Listed {
+    partitions: Vec<PartitionId>,
+    version: u64,
 }
 
 /// A connection to a topic, shared by the readers of all workers.
 pub struct Kafka {
     config: KafkaConfig,
     runtime: Runtime,
-    client: Client,
-    partitions: Vec<PartitionId>,
+    client: Arc<KafkaClient>,
+    listed: Arc<Mutex<Listed>>,
+    watcher: tokio::task::JoinHandle<()>,
 }
 
 impl std::fmt::Debug for Kafka {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Kafka").field("config", &self.config).field("partitions", &self.partitions).finish()
+        f.debug_struct("Kafka").field("config", &self.config).field("partitions", &self.partitions()).finish()
+    }
+}
+
+impl Drop for Kafka {
+    fn drop(&mut self) {
+        self.watcher.abort();
     }
 }
 
 impl Kafka {
     /// Connects and finds the topic's partitions, waiting (and saying so) while the brokers
-    /// cannot be reached or the topic does not exist yet.
+    /// cannot be reached or the topic does not exist yet; then watches the topic for partitions
+    /// added to it.
     pub fn connect(config: KafkaConfig) -> Result<Kafka, SourceError> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -115,191 +143,90 @@ impl Kafka {
         let (client, partitions) = runtime.block_on(async {
             let mut wait = Duration::ZERO;
             loop {
-                match Self::discover(&config).await {
-                    Ok(found) => return found,
-                    Err(problem) => {
+                match discover(&config).await {
+                    Ok(found) => return Ok(found),
+                    Err(problem) if problem.is_transient() || matches!(problem, KafkaError::UnknownTopic(_)) => {
                         wait = (wait * 2).clamp(Duration::from_millis(200), config.max_backoff);
                         tracing::warn!(brokers = ?config.brokers, topic = %config.topic, problem = %problem,
                             retry_in = ?wait, "Kafka is not ready; waiting.");
                         tokio::time::sleep(wait).await;
                     }
+                    Err(problem) => return Err(SourceError::Fatal(format!("cannot read {}: {problem}", config.topic))),
                 }
             }
-        });
+        })?;
         tracing::info!(topic = %config.topic, partitions = ?partitions, "Connected to Kafka.");
-        Ok(Kafka { config, runtime, client, partitions })
+        let listed = Arc::new(Mutex::new(Listed { partitions, version: 0 }));
+        let watcher = runtime.spawn(watch(Arc::clone(&client), config.clone(), Arc::clone(&listed)));
+        Ok(Kafka { config, runtime, client, listed, watcher })
     }
 
-    async fn discover(config: &KafkaConfig) -> Result<(Client, Vec<PartitionId>), String> {
-        let client = ClientBuilder::new(config.brokers.clone())
-            .backoff_config(backoff(config))
-            .build()
-            .await
-            .map_err(|e| e.to_string())?;
-        let topics = client.list_topics().await.map_err(|e| e.to_string())?;
-        let topic = topics.into_iter().find(|t| t.name == config.topic).ok_or("the topic does not exist yet")?;
-        let partitions = topic.partitions.into_iter().filter_map(|p| PartitionId::try_from(p).ok()).collect();
-        Ok((client, partitions))
-    }
-
-    /// The topic's partitions.
-    pub fn partitions(&self) -> &[PartitionId] {
-        &self.partitions
+    /// The topic's partitions, as last listed.
+    pub fn partitions(&self) -> Vec<PartitionId> {
+        self.listed.lock().unwrap_or_else(|e| e.into_inner()).partitions.clone()
     }
 
     /// The reader of the partitions `ctx`'s worker owns: starts a fetcher for each, at the
-    /// checkpoint's offset or else at [`KafkaConfig::start`].
+    /// checkpoint's offset or else where a partition new to the pipeline starts.
     pub fn source(&self, ctx: &SourceContext) -> Result<KafkaSource, SourceError> {
-        let mut partitions = BTreeMap::new();
-        for &partition in self.partitions.iter().filter(|&&p| ctx.owns(p)) {
-            let client = self.runtime.block_on(self.partition_client(partition))?;
-            let start = match ctx.start_offset(partition) {
-                Some(offset) => offset,
-                None => self.runtime.block_on(first_offset(&client, self.config.start, &self.config))?,
-            };
-            tracing::info!(partition, offset = start, "Reading partition.");
-            let (sender, receiver) = mpsc::channel(self.config.queued_batches.max(1));
-            let fetcher = self.runtime.spawn(fetch(client, partition, start, sender, self.config.clone()));
-            partitions.insert(
-                partition,
-                Fetched {
-                    receiver,
-                    fetcher,
-                    next_offset: start,
-                    paused: false,
-                    last_records: Instant::now(),
-                    reported_end: None,
-                    idle: false,
-                },
-            );
-        }
-        Ok(KafkaSource { partitions, idle_timeout: self.config.idle_timeout, turn: 0 })
-    }
-
-    async fn partition_client(&self, partition: PartitionId) -> Result<PartitionClient, SourceError> {
-        let index = i32::try_from(partition).map_err(|_| SourceError::Fatal(format!("partition {partition}")))?;
-        self.client.partition_client(self.config.topic.clone(), index, UnknownTopicHandling::Retry).await.map_err(|e| {
-            SourceError::Fatal(format!("cannot reach partition {partition} of {}: {e}", self.config.topic))
-        })
-    }
-}
-
-fn backoff(config: &KafkaConfig) -> BackoffConfig {
-    // rskafka retries inside each call for this long, then the fetcher logs and tries again.
-    BackoffConfig {
-        init_backoff: Duration::from_millis(100),
-        max_backoff: config.max_backoff,
-        base: 2.0,
-        deadline: Some(Duration::from_secs(10)),
-    }
-}
-
-/// Where a partition read for the first time starts.
-async fn first_offset(
-    client: &PartitionClient,
-    start: StartOffsets,
-    config: &KafkaConfig,
-) -> Result<Offset, SourceError> {
-    let earliest = client
-        .get_offset(OffsetAt::Earliest)
-        .await
-        .map_err(|e| SourceError::Fatal(format!("cannot read the earliest offset of {}: {e}", config.topic)))?;
-    match start {
-        StartOffsets::Earliest => Ok(earliest),
-        // The high watermark of a fetch is the true end of the log.
-        StartOffsets::Latest => client
-            .fetch_records(earliest, 1..2, 0)
-            .await
-            .map(|(_, high_watermark)| high_watermark)
-            .map_err(|e| SourceError::Fatal(format!("cannot find the end of {}: {e}", config.topic))),
-    }
-}
-
-/// Fetches a partition from `offset` on into `batches`, until the reader is dropped.
-async fn fetch(
-    client: PartitionClient,
-    partition: PartitionId,
-    mut offset: Offset,
-    batches: mpsc::Sender<Result<RecordBatch, SourceError>>,
-    config: KafkaConfig,
-) {
-    let max_wait = i32::try_from(config.fetch_max_wait.as_millis()).unwrap_or(i32::MAX);
-    let mut wait = Duration::ZERO;
-    loop {
-        let fetched = match fetch_from(&client, offset, &config, max_wait).await {
-            Ok((records, high_watermark)) => {
-                if wait > Duration::ZERO {
-                    tracing::info!(partition, "Reading partition again.");
-                    wait = Duration::ZERO;
-                }
-                // A response may hold a batch twice or out of order (seen from tansu while a
-                // producer appends): the records go on once each, in offset order.
-                let mut records: Vec<&RecordAndOffset> = records.iter().filter(|r| r.offset >= offset).collect();
-                records.sort_by_key(|r| r.offset);
-                records.dedup_by_key(|r| r.offset);
-                let mut batch = RecordBatch::new(partition, offset);
-                for record in records {
-                    batch.push(record.offset, record.record.value.as_deref().unwrap_or_default());
-                }
-                batch.end_offset = Some(high_watermark);
-                offset = batch.next_offset;
-                Ok(batch)
-            }
-            Err(KafkaError::ServerError { protocol_error: ProtocolError::OffsetOutOfRange, .. }) => {
-                // The records between here and the log's start are gone (retention): they can no
-                // longer be counted, and skipping them silently would break exactly-once.
-                Err(SourceError::Fatal(format!(
-                    "offset {offset} of partition {partition} of {} is no longer in the log; reset the \
-                     pipeline's offsets to go on without the records that were lost",
-                    config.topic
-                )))
-            }
-            Err(error) => {
-                wait = (wait * 2).clamp(Duration::from_millis(100), config.max_backoff);
-                tracing::warn!(partition, error = %error, retry_in = ?wait, "Cannot fetch from Kafka; retrying.");
-                tokio::time::sleep(wait).await;
-                continue;
-            }
+        let mut source = KafkaSource {
+            partitions: BTreeMap::new(),
+            idle_timeout: self.config.idle_timeout,
+            turn: 0,
+            context: ctx.clone(),
+            config: self.config.clone(),
+            client: Arc::clone(&self.client),
+            runtime: self.runtime.handle().clone(),
+            listed: Arc::clone(&self.listed),
+            listed_version: u64::MAX,
         };
-        let fatal = fetched.is_err();
-        if batches.send(fetched).await.is_err() || fatal {
-            return;
+        source.start_new_partitions(true)?;
+        Ok(source)
+    }
+}
+
+async fn discover(config: &KafkaConfig) -> Result<(Arc<KafkaClient>, Vec<PartitionId>), KafkaError> {
+    let client = KafkaClient::connect(config.client()).await?;
+    let partitions =
+        client.partitions(&config.topic).await?.ok_or_else(|| KafkaError::UnknownTopic(config.topic.clone()))?;
+    Ok((client, partitions.iter().map(|p| p.partition).collect()))
+}
+
+/// Lists the topic's partitions every `metadata_refresh`; says when partitions were added.
+async fn watch(client: Arc<KafkaClient>, config: KafkaConfig, listed: Arc<Mutex<Listed>>) {
+    loop {
+        tokio::time::sleep(config.metadata_refresh).await;
+        match client.partitions(&config.topic).await {
+            Ok(Some(found)) => {
+                let found: Vec<PartitionId> = found.iter().map(|p| p.partition).collect();
+                let mut listed = listed.lock().unwrap_or_else(|e| e.into_inner());
+                if found.len() > listed.partitions.len() {
+                    tracing::info!(topic = %config.topic, partitions = ?found, "The topic has new partitions.");
+                    listed.partitions = found;
+                    listed.version += 1;
+                }
+            }
+            Ok(None) => tracing::warn!(topic = %config.topic, "The topic is gone from the cluster's metadata."),
+            Err(error) => tracing::debug!(error = %error, "Cannot list the topic's partitions now."),
         }
     }
 }
 
-/// Fetches from `offset`. Kafka answers a fetch from inside a record batch with that whole batch;
-/// some Kafka-compatible brokers answer with the batches after it, so that a reader resuming in
-/// the middle of a batch would skip the rest of it. When the first record is past `offset`, this
-/// looks back, doubling the distance, for the batch that holds `offset`; where the records in
-/// between really are gone (compaction), it finds none and nothing changes.
-async fn fetch_from(
-    client: &PartitionClient,
-    offset: Offset,
-    config: &KafkaConfig,
-    max_wait: i32,
-) -> Result<(Vec<RecordAndOffset>, Offset), KafkaError> {
-    let (records, high_watermark) = client.fetch_records(offset, 1..config.fetch_max_bytes, max_wait).await?;
-    let first = records.iter().map(|r| r.offset).filter(|&o| o >= offset).min();
-    let complete = match first {
-        Some(first) => first == offset,
-        None => high_watermark <= offset, // nothing there yet, rather than something skipped
-    };
-    if complete {
-        return Ok((records, high_watermark));
-    }
-    let earliest = client.get_offset(OffsetAt::Earliest).await?;
-    let mut back = 1;
-    loop {
-        let from = (offset - back).max(earliest);
-        let (earlier, high_watermark) = client.fetch_records(from, 1..config.fetch_max_bytes, 0).await?;
-        if earlier.iter().any(|r| r.offset <= offset) {
-            return Ok((earlier, high_watermark));
+/// Where a fetcher starts.
+#[derive(Clone, Copy, Debug)]
+enum Start {
+    At(Offset),
+    Earliest,
+    Latest,
+}
+
+impl Start {
+    async fn resolve(self, client: &KafkaClient, topic: &str, partition: PartitionId) -> Result<Offset, KafkaError> {
+        match self {
+            Start::At(offset) => Ok(offset),
+            Start::Earliest => client.offset(topic, partition, OffsetAt::Earliest).await,
+            Start::Latest => client.end_offset(topic, partition).await,
         }
-        if from == earliest {
-            return Ok((records, high_watermark));
-        }
-        back *= 2;
     }
 }
 
@@ -307,7 +234,8 @@ async fn fetch_from(
 struct Fetched {
     receiver: mpsc::Receiver<Result<RecordBatch, SourceError>>,
     fetcher: tokio::task::JoinHandle<()>,
-    next_offset: Offset,
+    /// The next offset to read; `None` until the fetcher knows where it starts.
+    next_offset: Option<Offset>,
     paused: bool,
     last_records: Instant,
     /// The end of the log last passed on, so that empty fetches go on only when it moves.
@@ -320,6 +248,12 @@ pub struct KafkaSource {
     partitions: BTreeMap<PartitionId, Fetched>,
     idle_timeout: Option<Duration>,
     turn: usize,
+    context: SourceContext,
+    config: KafkaConfig,
+    client: Arc<KafkaClient>,
+    runtime: tokio::runtime::Handle,
+    listed: Arc<Mutex<Listed>>,
+    listed_version: u64,
 }
 
 impl Drop for KafkaSource {
@@ -330,12 +264,94 @@ impl Drop for KafkaSource {
     }
 }
 
+impl KafkaSource {
+    /// Starts fetchers for the listed partitions this worker owns and does not read yet. At the
+    /// first call (`at_start`), the start offsets are looked up before returning, so that the
+    /// pipeline knows where every partition starts.
+    fn start_new_partitions(&mut self, at_start: bool) -> Result<(), SourceError> {
+        let (partitions, version) = {
+            let listed = self.listed.lock().unwrap_or_else(|e| e.into_inner());
+            if listed.version == self.listed_version {
+                return Ok(());
+            }
+            (listed.partitions.clone(), listed.version)
+        };
+        self.listed_version = version;
+        let resumed = !self.context.resume.positions.is_empty();
+        for partition in partitions {
+            if !self.context.owns(partition) || self.partitions.contains_key(&partition) {
+                continue;
+            }
+            let start = match self.context.start_offset(partition) {
+                Some(offset) => Start::At(offset),
+                // New to the pipeline since its first run: nothing produced to it may be missed.
+                None if resumed || !at_start => Start::Earliest,
+                None if self.config.start == StartOffsets::Earliest => Start::Earliest,
+                None => Start::Latest,
+            };
+            let start = if at_start { Start::At(self.resolve_now(start, partition)?) } else { start };
+            tracing::info!(partition, start = ?start, "Reading partition.");
+            let (sender, receiver) = mpsc::channel(self.config.queued_batches.max(1));
+            let fetcher = Fetcher {
+                client: Arc::clone(&self.client),
+                config: self.config.clone(),
+                partition,
+                batches: sender,
+                scratch: Vec::new(),
+            };
+            let next_offset = match start {
+                Start::At(offset) => Some(offset),
+                _ => None,
+            };
+            let fetcher = self.runtime.spawn(fetcher.run(start));
+            self.partitions.insert(
+                partition,
+                Fetched {
+                    receiver,
+                    fetcher,
+                    next_offset,
+                    paused: false,
+                    last_records: Instant::now(),
+                    reported_end: None,
+                    idle: false,
+                },
+            );
+        }
+        Ok(())
+    }
+}
+
+impl KafkaSource {
+    /// Where `partition` starts, waiting (and saying so) while the brokers cannot answer.
+    fn resolve_now(&self, start: Start, partition: PartitionId) -> Result<Offset, SourceError> {
+        let mut wait = Duration::ZERO;
+        loop {
+            match self.runtime.block_on(start.resolve(&self.client, &self.config.topic, partition)) {
+                Ok(offset) => return Ok(offset),
+                Err(error) if error.is_transient() => {
+                    wait = (wait * 2).clamp(Duration::from_millis(200), self.config.max_backoff);
+                    tracing::warn!(partition, error = %error, retry_in = ?wait,
+                        "Cannot find where the partition starts; retrying.");
+                    std::thread::sleep(wait);
+                }
+                Err(error) => {
+                    return Err(SourceError::Fatal(format!(
+                        "cannot find where partition {partition} of {} starts: {error}",
+                        self.config.topic
+                    )))
+                }
+            }
+        }
+    }
+}
+
 impl Source for KafkaSource {
     fn positions(&self) -> Vec<(PartitionId, Offset)> {
-        self.partitions.iter().map(|(&partition, fetched)| (partition, fetched.next_offset)).collect()
+        self.partitions.iter().filter_map(|(&partition, f)| f.next_offset.map(|offset| (partition, offset))).collect()
     }
 
     fn poll(&mut self, _max_records: usize) -> Result<Polled, SourceError> {
+        self.start_new_partitions(false)?;
         let count = self.partitions.len();
         for step in 0..count {
             let index = (self.turn + step) % count;
@@ -343,7 +359,7 @@ impl Source for KafkaSource {
             let now = Instant::now();
             match fetched.receiver.try_recv() {
                 Ok(Ok(mut batch)) => {
-                    fetched.next_offset = batch.next_offset;
+                    fetched.next_offset = Some(batch.next_offset);
                     if !batch.is_empty() {
                         fetched.last_records = now;
                         fetched.idle = false;
@@ -385,5 +401,137 @@ impl Source for KafkaSource {
 impl std::fmt::Debug for KafkaSource {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("KafkaSource").field("partitions", &self.partitions.keys().collect::<Vec<_>>()).finish()
+    }
+}
+
+/// What one fetch of a partition brought.
+struct Fetch {
+    batch: RecordBatch,
+    /// The base offset of the first batch reaching the fetch offset, if any.
+    first_base: Option<Offset>,
+}
+
+/// Fetches one partition into its queue, until the reader is dropped.
+struct Fetcher {
+    client: Arc<KafkaClient>,
+    config: KafkaConfig,
+    partition: PartitionId,
+    batches: mpsc::Sender<Result<RecordBatch, SourceError>>,
+    /// Decompressed records, kept from one batch to the next.
+    scratch: Vec<u8>,
+}
+
+impl Fetcher {
+    async fn run(mut self, start: Start) {
+        let mut connection: Option<Connection> = None;
+        let mut wait = Duration::ZERO;
+        let mut offset = None;
+        loop {
+            let step = async {
+                let from = match offset {
+                    Some(from) => from,
+                    None => start.resolve(&self.client, &self.config.topic, self.partition).await?,
+                };
+                offset = Some(from);
+                if connection.is_none() {
+                    connection = Some(self.client.partition_connection(&self.config.topic, self.partition).await?);
+                }
+                let connection = connection.as_mut().expect("connected above");
+                self.fetch_complete(connection, from).await
+            };
+            let fetched = match step.await {
+                Ok(batch) => {
+                    if wait > Duration::ZERO {
+                        tracing::info!(partition = self.partition, "Reading partition again.");
+                        wait = Duration::ZERO;
+                    }
+                    offset = Some(batch.next_offset);
+                    Ok(batch)
+                }
+                Err(KafkaError::Refused { error: ResponseError::OffsetOutOfRange, .. }) => {
+                    // The records between here and the log's start are gone (retention): they can
+                    // no longer be counted, and skipping them silently would break exactly-once.
+                    Err(SourceError::Fatal(format!(
+                        "offset {} of partition {} of {} is no longer in the log; reset the pipeline's offsets \
+                         to go on without the records that were lost",
+                        offset.unwrap_or_default(),
+                        self.partition,
+                        self.config.topic
+                    )))
+                }
+                Err(error) if error.is_transient() => {
+                    connection = None; // the leader may have moved: look it up again
+                    wait = (wait * 2).clamp(Duration::from_millis(100), self.config.max_backoff);
+                    tracing::warn!(partition = self.partition, error = %error, retry_in = ?wait,
+                        "Cannot fetch from Kafka; retrying.");
+                    tokio::time::sleep(wait).await;
+                    continue;
+                }
+                Err(error) => Err(SourceError::Fatal(format!(
+                    "cannot read partition {} of {}: {error}",
+                    self.partition, self.config.topic
+                ))),
+            };
+            let fatal = fetched.is_err();
+            if self.batches.send(fetched).await.is_err() || fatal {
+                return;
+            }
+        }
+    }
+
+    /// Fetches from `offset`. Kafka answers a fetch from inside a record batch with that whole
+    /// batch; some Kafka-compatible brokers answer with the batches after it, so that a reader
+    /// resuming in the middle of a batch would skip the rest of it. When the first batch starts
+    /// past `offset`, this looks back, doubling the distance, for the batch that holds `offset`;
+    /// where the records in between really are gone (compaction), it finds none and nothing
+    /// changes.
+    async fn fetch_complete(&mut self, connection: &mut Connection, offset: Offset) -> Result<RecordBatch, KafkaError> {
+        let wait = i32::try_from(self.config.fetch_max_wait.as_millis()).unwrap_or(i32::MAX);
+        let fetched = self.fetch(connection, offset, offset, wait).await?;
+        let complete = match fetched.first_base {
+            Some(base) => base <= offset,
+            // Nothing there yet, rather than something skipped.
+            None => fetched.batch.end_offset.is_none_or(|end| end <= offset),
+        };
+        if complete {
+            return Ok(fetched.batch);
+        }
+        let earliest = self.client.offset(&self.config.topic, self.partition, OffsetAt::Earliest).await?;
+        let mut back = 1;
+        loop {
+            let from = (offset - back).max(earliest);
+            let earlier = self.fetch(connection, from, offset, 0).await?;
+            if earlier.first_base.is_some_and(|base| base <= offset) {
+                return Ok(earlier.batch);
+            }
+            if from == earliest {
+                return Ok(fetched.batch);
+            }
+            back *= 2;
+        }
+    }
+
+    /// One fetch from `at`, keeping the records from `keep_from` on.
+    async fn fetch(
+        &mut self,
+        connection: &mut Connection,
+        at: Offset,
+        keep_from: Offset,
+        wait_ms: i32,
+    ) -> Result<Fetch, KafkaError> {
+        let fetched =
+            fetch(connection, &self.config.topic, self.partition, at, self.config.fetch_max_bytes, wait_ms).await?;
+        let mut batch = RecordBatch::new(self.partition, keep_from);
+        let passed = read_batches(&fetched.records, keep_from, &fetched.aborted, &mut batch, &mut self.scratch)?;
+        batch.end_offset = Some(fetched.end);
+        if passed.markers > 0 || passed.aborted > 0 {
+            tracing::debug!(
+                partition = self.partition,
+                markers = passed.markers,
+                aborted = passed.aborted,
+                "Passed transaction markers and aborted records."
+            );
+        }
+        Ok(Fetch { batch, first_base: passed.first_base })
     }
 }

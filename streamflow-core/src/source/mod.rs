@@ -52,8 +52,24 @@ pub struct RecordBatch {
     /// known: how far behind the reader is.
     pub end_offset: Option<Offset>,
     offsets: Vec<Offset>,
+    /// Per record, the length of its key, which `data` holds just before its payload, or
+    /// [`NO_KEY`].
+    key_lens: Vec<u32>,
     ends: Vec<usize>,
     data: Vec<u8>,
+}
+
+const NO_KEY: u32 = u32::MAX;
+
+/// One record of a [`RecordBatch`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Record<'a> {
+    /// Its offset in its partition.
+    pub offset: Offset,
+    /// Its key, if it has one (a Kafka record key).
+    pub key: Option<&'a [u8]>,
+    /// Its value.
+    pub payload: &'a [u8],
 }
 
 impl RecordBatch {
@@ -62,10 +78,25 @@ impl RecordBatch {
         RecordBatch { partition, next_offset, ..RecordBatch::default() }
     }
 
-    /// Appends a record; the next offset moves past it.
+    /// Appends a record without a key; the next offset moves past it.
     pub fn push(&mut self, offset: Offset, payload: &[u8]) {
+        self.push_keyed(offset, None, payload);
+    }
+
+    /// Appends a record with its key; the next offset moves past it.
+    pub fn push_keyed(&mut self, offset: Offset, key: Option<&[u8]>, payload: &[u8]) {
+        let key_len = match key {
+            // A key of 4 GiB cannot come from Kafka; keep what fits.
+            Some(key) => {
+                let key = &key[..key.len().min(NO_KEY as usize - 1)];
+                self.data.extend_from_slice(key);
+                key.len() as u32
+            }
+            None => NO_KEY,
+        };
         self.data.extend_from_slice(payload);
         self.offsets.push(offset);
+        self.key_lens.push(key_len);
         self.ends.push(self.data.len());
         self.next_offset = self.next_offset.max(offset + 1);
     }
@@ -80,18 +111,26 @@ impl RecordBatch {
         self.offsets.is_empty()
     }
 
-    /// The payload bytes of all records.
+    /// The bytes of all records, keys and payloads.
     pub fn payload_bytes(&self) -> usize {
         self.data.len()
     }
 
     /// The records in offset order.
-    pub fn iter(&self) -> impl Iterator<Item = (Offset, &[u8])> + '_ {
+    pub fn iter(&self) -> impl Iterator<Item = Record<'_>> + '_ {
         let starts = std::iter::once(0).chain(self.ends.iter().copied());
-        self.offsets
-            .iter()
-            .zip(starts.zip(self.ends.iter()))
-            .map(|(&offset, (start, &end))| (offset, &self.data[start..end]))
+        self.offsets.iter().zip(&self.key_lens).zip(starts.zip(self.ends.iter())).map(
+            |((&offset, &key_len), (start, &end))| {
+                let (key, payload) = match key_len {
+                    NO_KEY => (None, &self.data[start..end]),
+                    len => {
+                        let (key, payload) = self.data[start..end].split_at(len as usize);
+                        (Some(key), payload)
+                    }
+                };
+                Record { offset, key, payload }
+            },
+        )
     }
 }
 
@@ -207,8 +246,8 @@ impl Default for ReadPolicy {
     }
 }
 
-/// The source operator: reads `reader` and emits its batches, at epoch 0 first an empty batch per
-/// partition to announce where each starts, and at the end of a bounded source an empty batch per
+/// The source operator: reads `reader` and emits its batches, first an empty batch per partition
+/// to announce where each starts, and at the end of a bounded source an empty batch per
 /// partition that says it is finished. It numbers each partition's batches, and stops at the end
 /// or when `control` asks the pipeline to stop.
 ///
@@ -227,7 +266,7 @@ pub fn read<'scope>(
     source(scope, "Source", move |capability, info| {
         let activator = scope.activator_for(info.address);
         let mut capability = Some(capability);
-        let mut announced = false;
+        let mut announced: HashSet<PartitionId> = HashSet::new();
         let mut seqs: HashMap<PartitionId, u64> = HashMap::new();
         let mut number = move |batch: &mut RecordBatch| {
             let seq = seqs.entry(batch.partition).or_default();
@@ -245,16 +284,19 @@ pub fn read<'scope>(
                 capability = None;
                 return;
             }
-            let partitions: Vec<PartitionId> = reader.positions().into_iter().map(|(p, _)| p).collect();
-            if !announced {
-                announced = true;
-                let mut session = output.session(&*cap);
-                for (partition, offset) in reader.positions() {
+            let positions = reader.positions();
+            let partitions: Vec<PartitionId> = positions.iter().map(|&(p, _)| p).collect();
+            // Each partition is announced once, where it starts, so that it holds the watermark
+            // back from the start (partitions added to a Kafka topic come later).
+            let mut session = output.session(&*cap);
+            for (partition, offset) in positions {
+                if announced.insert(partition) {
                     let mut batch = RecordBatch::new(partition, offset);
                     number(&mut batch);
                     session.give(batch);
                 }
             }
+            drop(session);
             let epoch = *cap.time();
             if sink_progress.less_than(&epoch.saturating_sub(policy.max_epochs_in_flight)) {
                 activator.activate_after(policy.poll_interval);
@@ -331,12 +373,20 @@ mod tests {
     fn batch_iterates_records_in_order() {
         let mut batch = RecordBatch::new(3, 10);
         batch.push(10, b"a");
-        batch.push(11, b"");
+        batch.push_keyed(11, Some(b"k"), b"");
+        batch.push_keyed(12, Some(b""), b"bb");
         batch.push(14, b"ccc");
-        let records: Vec<_> = batch.iter().collect();
-        assert_eq!(records, vec![(10, &b"a"[..]), (11, &b""[..]), (14, &b"ccc"[..])]);
+        let records: Vec<Record<'_>> = batch.iter().collect();
+        let record = |offset, key, payload| Record { offset, key, payload };
+        let expected = vec![
+            record(10, None, b"a"),
+            record(11, Some(b"k"), b""),
+            record(12, Some(b""), b"bb"),
+            record(14, None, b"ccc"),
+        ];
+        assert_eq!(records, expected);
         assert_eq!(batch.next_offset, 15);
-        assert_eq!(batch.payload_bytes(), 4);
+        assert_eq!(batch.payload_bytes(), 7);
     }
 
     #[test]

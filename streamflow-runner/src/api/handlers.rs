@@ -152,9 +152,9 @@ pub fn json_reply(body: bytes::Bytes) -> Response {
 }
 
 /// A failure as a 400 or a 503.
-pub fn failure_reply(failure: Failure) -> Response {
+pub fn failure_reply(failure: &Failure) -> Response {
     match failure {
-        Failure::Bad(error) => error_reply(StatusCode::BAD_REQUEST, error.0),
+        Failure::Bad(error) => error_reply(StatusCode::BAD_REQUEST, error.0.clone()),
         Failure::Unavailable(error) => error_reply(StatusCode::SERVICE_UNAVAILABLE, error.to_string()),
     }
 }

@@ -52,21 +52,19 @@ pub struct ApiDoc;
 /// A handler's answer: from the cache when an answer to `key` is fresh there, else computed
 /// (and kept when it succeeds), or 503 when it takes longer than [`REQUEST_TIMEOUT`].
 async fn within<T: Serialize>(
-    cache: Arc<AnswerCache>,
+    cache: AnswerCache,
     key: String,
     handler: impl Future<Output = Result<T, Failure>>,
 ) -> Response {
-    if let Some(body) = cache.get(&key) {
-        return json_reply(body);
-    }
-    let timed_out = || Failure::Unavailable(Unavailable(format!("no answer within {REQUEST_TIMEOUT:?}")));
-    match tokio::time::timeout(REQUEST_TIMEOUT, handler).await.unwrap_or_else(|_| Err(timed_out())) {
-        Ok(answer) => {
-            let body = bytes::Bytes::from(serde_json::to_vec(&answer).unwrap_or_default());
-            cache.put(key, body.clone());
-            json_reply(body)
-        }
-        Err(failure) => failure_reply(failure),
+    let answer = async {
+        let timed_out = || Failure::Unavailable(Unavailable(format!("no answer within {REQUEST_TIMEOUT:?}")));
+        let answer = tokio::time::timeout(REQUEST_TIMEOUT, handler).await.unwrap_or_else(|_| Err(timed_out()))?;
+        Ok::<_, Failure>(bytes::Bytes::from(serde_json::to_vec(&answer).unwrap_or_default()))
+    };
+    // Boxed: the answer's future, inside the cache's, is too large for a small stack.
+    match Box::pin(cache.get_or_compute(key, Box::pin(answer))).await {
+        Ok(body) => json_reply(body),
+        Err(failure) => failure_reply(&failure),
     }
 }
 
@@ -76,8 +74,9 @@ pub fn routes(
     telemetry: Arc<Telemetry>,
     cache_ttl: Duration,
 ) -> impl Filter<Extract = (impl Reply,), Error = Infallible> + Clone {
-    let answers = Arc::new(AnswerCache::new(cache_ttl));
-    let cache = warp::any().map(move || Arc::clone(&answers));
+    let answers = AnswerCache::new(cache_ttl, cache::DEFAULT_MAX_BYTES);
+    telemetry.with_cache(answers.clone());
+    let cache = warp::any().map(move || answers.clone());
     let store = warp::any().map(move || store.clone());
     let query = warp::query::<HashMap<String, String>>().map(Query::new);
     let with_telemetry = {

@@ -17,6 +17,7 @@ use warp::http::StatusCode;
 use warp::reply::Response;
 use warp::Reply;
 
+use super::cache::AnswerCache;
 use super::store::Store;
 
 /// The routes, by template.
@@ -52,6 +53,7 @@ pub struct Telemetry {
     latency: BTreeMap<&'static str, Histogram>,
     pipeline: OnceLock<Arc<Metrics>>,
     postgres: OnceLock<Arc<PostgresStats>>,
+    cache: OnceLock<AnswerCache>,
 }
 
 impl Default for Telemetry {
@@ -61,6 +63,7 @@ impl Default for Telemetry {
             latency: ROUTES.iter().map(|&route| (route, Histogram::seconds())).collect(),
             pipeline: OnceLock::new(),
             postgres: OnceLock::new(),
+            cache: OnceLock::new(),
         }
     }
 }
@@ -74,6 +77,11 @@ impl Telemetry {
     /// Adds the figures of the Postgres sink of a pipeline running in this process.
     pub fn with_postgres(&self, stats: Arc<PostgresStats>) {
         let _ = self.postgres.set(stats);
+    }
+
+    /// Adds the figures of the API's answer cache.
+    pub fn with_cache(&self, cache: AnswerCache) {
+        let _ = self.cache.set(cache);
     }
 
     /// Counts one answered request.
@@ -90,6 +98,9 @@ impl Telemetry {
         let db_up = tokio::time::timeout(Duration::from_secs(1), store.health()).await.is_ok_and(|r| r.is_ok());
         let mut out = String::with_capacity(8 << 10);
         self.render_api(&mut out, db_up);
+        if let Some(cache) = self.cache.get() {
+            render_cache(&mut out, cache).await;
+        }
         if let Some(metrics) = self.pipeline.get() {
             render_pipeline(&mut out, metrics);
         }
@@ -127,6 +138,24 @@ fn render_histogram(out: &mut String, name: &str, labels: &str, histogram: &Hist
     }
     let braces = if labels.is_empty() { String::new() } else { format!("{{{labels}}}") };
     let _ = writeln!(out, "{name}_sum{braces} {sum}\n{name}_count{braces} {count}");
+}
+
+async fn render_cache(out: &mut String, cache: &AnswerCache) {
+    let stats = cache.stats();
+    let counters = [
+        ("streamflow_api_cache_hits_total", "API answers served from the cache.", stats.hits.load(Relaxed)),
+        (
+            "streamflow_api_cache_computed_total",
+            "API answers computed (once for all the requests that missed one together).",
+            stats.computed.load(Relaxed),
+        ),
+    ];
+    for (name, help, value) in counters {
+        header(out, name, "counter", help);
+        let _ = writeln!(out, "{name} {value}");
+    }
+    header(out, "streamflow_api_cache_bytes", "gauge", "Bytes of answers the API cache holds.");
+    let _ = writeln!(out, "streamflow_api_cache_bytes {}", cache.bytes().await);
 }
 
 fn render_pipeline(out: &mut String, metrics: &Metrics) {

@@ -9,8 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use rskafka::client::partition::{Compression, UnknownTopicHandling};
-use rskafka::record::Record;
+use streamflow_core::kafka::{Compression, PartitionProducer, Produced};
 use streamflow_core::{EventTime, Generator, GeneratorConfig};
 
 use crate::cli::GenerateArgs;
@@ -73,7 +72,7 @@ fn to_file(config: &GeneratorConfig, path: &Path) -> anyhow::Result<()> {
 
 fn compression(name: &str) -> anyhow::Result<Compression> {
     Ok(match name {
-        "none" => Compression::NoCompression,
+        "none" => Compression::None,
         "gzip" => Compression::Gzip,
         "lz4" => Compression::Lz4,
         "zstd" => Compression::Zstd,
@@ -91,11 +90,17 @@ async fn to_kafka(config: &GeneratorConfig, args: &GenerateArgs) -> anyhow::Resu
         None => {
             let partitions = i32::try_from(config.partitions)?;
             client
-                .controller_client()?
-                .create_topic(topic, partitions, 1, 5_000)
+                .create_topic(topic, partitions, 1)
                 .await
                 .with_context(|| format!("cannot create the topic {topic}"))?;
             tracing::info!(topic = %topic, partitions, "Created the topic.");
+            // The topic's metadata may take a moment to spread.
+            while super::topic_partitions(&client, &args.kafka)
+                .await?
+                .is_none_or(|p| p.len() < config.partitions as usize)
+            {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
             config.partitions
         }
     };
@@ -108,15 +113,13 @@ async fn to_kafka(config: &GeneratorConfig, args: &GenerateArgs) -> anyhow::Resu
     let errors = Arc::new(AtomicU64::new(0));
     let mut producers = Vec::new();
     for partition in 0..config.partitions {
-        let client = client
-            .partition_client(topic.clone(), i32::try_from(partition)?, UnknownTopicHandling::Retry)
-            .await
-            .with_context(|| format!("cannot reach partition {partition} of {topic}"))?;
+        let producer = PartitionProducer::new(Arc::clone(&client), topic, partition);
         let generator = Generator::new(config, partition);
         let rate = args.rate / f64::from(config.partitions);
         let (produced, errors) = (Arc::clone(&produced), Arc::clone(&errors));
-        producers
-            .push(tokio::spawn(async move { produce(client, generator, compression, rate, &produced, &errors).await }));
+        producers.push(tokio::spawn(async move {
+            produce(producer, generator, compression, rate, &produced, &errors).await
+        }));
     }
 
     let progress = tokio::spawn(show_progress(Arc::clone(&produced), Arc::clone(&errors)));
@@ -133,9 +136,13 @@ async fn to_kafka(config: &GeneratorConfig, args: &GenerateArgs) -> anyhow::Resu
     result
 }
 
+/// Attempts of a produce request before the generator gives up: about a minute of a broker
+/// that is gone.
+const PRODUCE_ATTEMPTS: u32 = 16;
+
 /// Produces one partition's events in batches, `rate` a second (0: as fast as possible).
 async fn produce(
-    client: rskafka::client::partition::PartitionClient,
+    mut producer: PartitionProducer,
     mut generator: Generator,
     compression: Compression,
     rate: f64,
@@ -157,24 +164,24 @@ async fn produce(
         } else {
             BATCH_RECORDS as u64
         };
+        let now = EventTime::now().micros() / 1_000;
         while (records.len() as u64) < due {
             let Some(key) = generator.next_into(&mut payload) else { break };
-            records.push(Record {
-                key: Some(key.as_bytes().to_vec()),
-                value: Some(payload.clone()),
-                headers: Default::default(),
-                timestamp: chrono::Utc::now(),
+            records.push(Produced {
+                key: key.map(|k| k.as_bytes().to_vec()),
+                value: payload.clone(),
+                timestamp_ms: now,
             });
         }
         if records.is_empty() {
             return Ok(());
         }
         let count = records.len() as u64;
-        // rskafka retries inside; what comes out has failed for good.
-        match client.produce(std::mem::take(&mut records), compression).await {
+        match producer.produce(&records, compression, PRODUCE_ATTEMPTS).await {
             Ok(_) => {
                 sent += count;
                 produced.fetch_add(count, Relaxed);
+                records.clear();
             }
             Err(error) => {
                 errors.fetch_add(count, Relaxed);

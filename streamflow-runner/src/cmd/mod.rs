@@ -4,8 +4,15 @@ mod generate;
 mod offsets;
 mod produce;
 mod replay;
+mod reset;
 mod run;
 mod serve;
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use streamflow_core::kafka::{ClientConfig, KafkaClient};
+use streamflow_core::PartitionId;
 
 use crate::cli::Command;
 
@@ -18,24 +25,23 @@ pub fn run(command: Command) -> anyhow::Result<()> {
         Command::Serve(args) => serve::run(args),
         Command::Produce(args) => produce::run(args),
         Command::Offsets(args) => offsets::run(args),
+        Command::Reset(args) => reset::run(args),
     }
 }
 
 /// A Kafka client on the brokers of `args`.
-async fn kafka_client(args: &crate::cli::KafkaArgs) -> anyhow::Result<rskafka::client::Client> {
-    use anyhow::Context;
-    rskafka::client::ClientBuilder::new(args.brokers.clone())
-        .build()
+async fn kafka_client(args: &crate::cli::KafkaArgs) -> anyhow::Result<Arc<KafkaClient>> {
+    KafkaClient::connect(ClientConfig::new(args.brokers.clone()))
         .await
         .with_context(|| format!("cannot reach Kafka at {}", args.brokers.join(",")))
 }
 
 /// The partitions of the topic of `args`, if it exists.
 async fn topic_partitions(
-    client: &rskafka::client::Client,
+    client: &KafkaClient,
     args: &crate::cli::KafkaArgs,
-) -> anyhow::Result<Option<Vec<i32>>> {
-    use anyhow::Context;
-    let topics = client.list_topics().await.context("cannot list the topics")?;
-    Ok(topics.into_iter().find(|t| t.name == args.topic).map(|t| t.partitions.into_iter().collect()))
+) -> anyhow::Result<Option<Vec<PartitionId>>> {
+    let found =
+        client.partitions(&args.topic).await.with_context(|| format!("cannot look up the topic {}", args.topic))?;
+    Ok(found.map(|partitions| partitions.iter().map(|p| p.partition).collect()))
 }

@@ -2,7 +2,6 @@
 //! pipeline stands in it — the consumer lag, without consumer groups.
 
 use anyhow::Context;
-use rskafka::client::partition::UnknownTopicHandling;
 
 use crate::cli::OffsetsArgs;
 
@@ -15,12 +14,8 @@ pub fn run(args: OffsetsArgs) -> anyhow::Result<()> {
             .with_context(|| format!("the topic {topic} does not exist"))?;
         let mut ends = Vec::new();
         for partition in partitions {
-            let partition_client =
-                client.partition_client(topic.clone(), partition, UnknownTopicHandling::Retry).await?;
-            let earliest = partition_client.get_offset(rskafka::client::partition::OffsetAt::Earliest).await?;
-            // The high watermark of a fetch is the true end of the log.
-            let (_, end) = partition_client.fetch_records(earliest, 1..2, 0).await?;
-            ends.push((partition, end));
+            let end = client.end_offset(&topic, partition).await?;
+            ends.push((i32::try_from(partition)?, end));
         }
         anyhow::Ok(ends)
     })?;

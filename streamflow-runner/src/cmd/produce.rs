@@ -1,20 +1,27 @@
 //! `streamflow produce`: JSON-lines events into Kafka, each keyed by its `stream_id` and sent to
-//! the partition of that key, so that one stream's events stay in order on one partition.
+//! the partition of that key as Kafka's default partitioner decides, so that one stream's events
+//! stay in order on one partition. Every line becomes a record as `streamflow replay` reads it
+//! (empty and malformed ones too: they are the pipeline's to refuse); a line without a readable
+//! `stream_id` goes without a key, round-robin.
 
 use std::fs::File;
 use std::io::{self, BufRead, BufReader};
+use std::sync::Arc;
 
 use anyhow::Context;
-use rskafka::client::partition::{Compression, UnknownTopicHandling};
-use rskafka::record::Record;
+use streamflow_core::kafka::{partition_of, Compression, PartitionProducer, Produced};
+use streamflow_core::EventTime;
 
 use crate::cli::ProduceArgs;
 
 /// Records per produce request.
 const BATCH_RECORDS: usize = 1_000;
 
+/// Attempts of a produce request before giving up.
+const PRODUCE_ATTEMPTS: u32 = 16;
+
 pub fn run(args: ProduceArgs) -> anyhow::Result<()> {
-    let reader: Box<dyn BufRead> = if args.input.as_os_str() == "-" {
+    let mut reader: Box<dyn BufRead> = if args.input.as_os_str() == "-" {
         Box::new(BufReader::new(io::stdin().lock()))
     } else {
         Box::new(BufReader::new(
@@ -26,58 +33,60 @@ pub fn run(args: ProduceArgs) -> anyhow::Result<()> {
         let client = super::kafka_client(&args.kafka).await?;
         let partitions = super::topic_partitions(&client, &args.kafka)
             .await?
-            .with_context(|| format!("the topic {topic} does not exist (streamflow generate creates it)"))?
-            .len();
-        let mut clients = Vec::with_capacity(partitions);
-        for partition in 0..partitions {
-            clients.push(
-                client.partition_client(topic.clone(), i32::try_from(partition)?, UnknownTopicHandling::Retry).await?,
-            );
-        }
-        let mut batches: Vec<Vec<Record>> = vec![Vec::new(); partitions];
+            .with_context(|| format!("the topic {topic} does not exist (streamflow generate creates it)"))?;
+        let mut producers: Vec<PartitionProducer> =
+            partitions.iter().map(|&p| PartitionProducer::new(Arc::clone(&client), topic, p)).collect();
+        let mut batches: Vec<Vec<Produced>> = vec![Vec::new(); producers.len()];
         let mut produced = 0u64;
-        for line in reader.lines() {
-            let line = line.context("cannot read the input")?;
-            if line.trim().is_empty() {
-                continue;
+        let mut unkeyed = 0usize;
+        let mut line = Vec::new();
+        loop {
+            line.clear();
+            if reader.read_until(b'\n', &mut line).context("cannot read the input")? == 0 {
+                break;
+            }
+            if line.last() == Some(&b'\n') {
+                line.pop();
+                if line.last() == Some(&b'\r') {
+                    line.pop();
+                }
             }
             let key = stream_id(&line);
-            let partition = key.as_deref().map_or(0, |k| partition_of(k, partitions));
-            batches[partition].push(Record {
-                key: key.map(String::into_bytes),
-                value: Some(line.into_bytes()),
-                headers: Default::default(),
-                timestamp: chrono::Utc::now(),
-            });
-            if batches[partition].len() == BATCH_RECORDS {
-                produced += send(&clients[partition], &mut batches[partition]).await?;
+            let index = match &key {
+                Some(key) => partition_of(key.as_bytes(), producers.len() as u32) as usize,
+                None => {
+                    unkeyed += 1;
+                    unkeyed % producers.len()
+                }
+            };
+            let timestamp_ms = EventTime::now().micros() / 1_000;
+            batches[index].push(Produced { key: key.map(String::into_bytes), value: line.clone(), timestamp_ms });
+            if batches[index].len() == BATCH_RECORDS {
+                produced += send(&mut producers[index], &mut batches[index]).await?;
             }
         }
-        for (client, batch) in clients.iter().zip(&mut batches) {
-            produced += send(client, batch).await?;
+        for (producer, batch) in producers.iter_mut().zip(&mut batches) {
+            produced += send(producer, batch).await?;
         }
         tracing::info!(records = produced, topic = %topic, "Produced.");
         Ok(())
     })
 }
 
-async fn send(client: &rskafka::client::partition::PartitionClient, batch: &mut Vec<Record>) -> anyhow::Result<u64> {
+async fn send(producer: &mut PartitionProducer, batch: &mut Vec<Produced>) -> anyhow::Result<u64> {
+    if batch.is_empty() {
+        return Ok(0);
+    }
     let count = batch.len() as u64;
-    client.produce(std::mem::take(batch), Compression::NoCompression).await.context("cannot produce to Kafka")?;
+    producer.produce(batch, Compression::None, PRODUCE_ATTEMPTS).await.context("cannot produce to Kafka")?;
+    batch.clear();
     Ok(count)
 }
 
 /// The `stream_id` of a JSON event, when it has a readable one: the record's key.
-fn stream_id(line: &str) -> Option<String> {
-    let value: serde_json::Value = serde_json::from_str(line).ok()?;
+fn stream_id(line: &[u8]) -> Option<String> {
+    let value: serde_json::Value = serde_json::from_slice(line).ok()?;
     value.get("stream_id")?.as_str().map(str::to_owned)
-}
-
-/// The partition of a key: FNV-1a, so that it is the same in every run and on every machine.
-fn partition_of(key: &str, partitions: usize) -> usize {
-    let hash =
-        key.bytes().fold(0xcbf2_9ce4_8422_2325u64, |hash, byte| (hash ^ u64::from(byte)).wrapping_mul(0x100_0000_01b3));
-    (hash % partitions.max(1) as u64) as usize
 }
 
 #[cfg(test)]
@@ -85,13 +94,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn keys_come_from_the_stream_id_and_stay_on_one_partition() {
-        assert_eq!(stream_id(r#"{"stream_id":"s1","ts":"x"}"#).as_deref(), Some("s1"));
-        assert_eq!(stream_id("not json"), None);
-        assert_eq!(partition_of("s1", 4), partition_of("s1", 4));
-        assert!(
-            (0..100).map(|i| partition_of(&format!("stream_{i}"), 4)).collect::<std::collections::BTreeSet<_>>().len()
-                == 4
-        );
+    fn keys_come_from_the_stream_id() {
+        assert_eq!(stream_id(br#"{"stream_id":"s1","ts":"x"}"#).as_deref(), Some("s1"));
+        assert_eq!(stream_id(b"not json"), None);
+        assert_eq!(stream_id(b"\xff"), None);
     }
 }

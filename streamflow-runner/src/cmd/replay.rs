@@ -12,6 +12,8 @@ use streamflow_core::{
     FileSource, MemorySink, MetricsSnapshot, Pipeline, PostgresSink, Row, Source, SourceContext, SourceError,
 };
 
+use streamflow_runner::stop_on_signals;
+
 use crate::cli::ReplayArgs;
 
 /// The CSV header: the key, then the columns of spec §3 in order.
@@ -50,7 +52,12 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<()> {
     let sink_config = args.database.postgres(&topic).expect("a database URL is given");
     let sink = PostgresSink::connect(sink_config).context("cannot use the database")?;
     let stats = sink.stats();
-    let metrics = Pipeline::new(config).run(sources, sink).context("the replay failed")?;
+    let running = Pipeline::new(config).spawn(sources, sink).context("the replay failed")?;
+    // A stopped replay has committed what it read; the next one resumes there.
+    let control = running.control();
+    let signals = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    std::thread::spawn(move || signals.block_on(stop_on_signals(move || control.stop())));
+    let metrics = running.join().context("the replay failed")?;
     report(&metrics, started.elapsed());
     let ms = |q: f64| stats.commit_latency(q).map_or(f64::NAN, |d| d.as_secs_f64() * 1e3);
     eprintln!(

@@ -12,7 +12,7 @@ use streamflow_core::{
     SourceContext, SourceError,
 };
 use streamflow_runner::api::{self, Store, Telemetry};
-use streamflow_runner::shutdown_signal;
+use streamflow_runner::stop_on_signals;
 
 use crate::cli::RunArgs;
 
@@ -33,6 +33,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     let mut kafka = KafkaConfig::new(args.kafka.brokers.clone(), &args.kafka.topic);
     kafka.start = args.start_offsets;
     kafka.idle_timeout = (args.idle_timeout_seconds > 0).then(|| Duration::from_secs(args.idle_timeout_seconds));
+    kafka.metadata_refresh = Duration::from_secs(args.metadata_refresh_seconds);
     let telemetry = Arc::new(Telemetry::default());
     let cache_ttl = Duration::from_millis(args.api_cache_ms);
 
@@ -73,11 +74,7 @@ fn run_pipeline(config: PipelineConfig, kafka: KafkaConfig, sink: impl Sink, htt
     let running = Pipeline::new(config).spawn(sources, sink).context("cannot start the pipeline")?;
 
     let control = running.control();
-    runtime.spawn(async move {
-        shutdown_signal().await;
-        tracing::info!("Stopping: finishing the current epoch and committing it.");
-        control.stop();
-    });
+    runtime.spawn(stop_on_signals(move || control.stop()));
     let (stopped, on_stopped) = tokio::sync::oneshot::channel::<()>();
     let server = http.map(|http| {
         http.telemetry.with_pipeline(Arc::clone(running.control().metrics()));

@@ -18,6 +18,7 @@
 //! database) stops the pipeline with the server's message. [`is_transient`] decides which is which.
 
 mod config;
+mod fence;
 mod schema;
 mod write;
 
@@ -31,28 +32,43 @@ use std::time::{Duration, Instant};
 use postgres::{Client, NoTls};
 
 pub use config::{redacted, PostgresConfig};
-pub use schema::{migrate, MIGRATIONS};
+pub use fence::Reset;
+pub use schema::{migrate, MigrationError, MIGRATIONS};
 
 use super::{EpochBatch, Sink, SinkError};
-use crate::checkpoint::Checkpoint;
+use crate::checkpoint::{Checkpoint, Settings};
 use crate::metrics::Histogram;
 use write::Statements;
 
 /// Whether a database error may pass by itself, so that retrying makes sense: the connection
-/// was lost or refused, the server is starting or shutting down, a serialization conflict, or it
-/// ran out of resources. Anything the server refuses for what was asked (authentication,
-/// permissions, a missing database or table) will not pass.
+/// was lost, refused or timed out, the server is starting or shutting down, a serialization
+/// conflict, or it ran out of resources. Anything else will not pass: what the server refuses
+/// for what was asked (authentication, permissions, a missing database or table), and what
+/// fails before the server is reached (a configuration, a TLS certificate).
 pub fn is_transient(error: &postgres::Error) -> bool {
     if error.is_closed() {
         return true;
     }
-    let Some(code) = error.code() else {
-        // No answer from the server at all: connection refused, reset or timed out.
-        return true;
-    };
-    // Connection exception, transaction rollback (serialization, deadlock), insufficient
-    // resources, operator intervention (shutdown, restart, cancel), system error.
-    matches!(&code.code()[..2], "08" | "40" | "53" | "57" | "58")
+    match error.code() {
+        // Connection exception, transaction rollback (serialization, deadlock), insufficient
+        // resources, operator intervention (shutdown, restart, cancel), system error.
+        Some(code) => matches!(&code.code()[..2], "08" | "40" | "53" | "57" | "58"),
+        // No answer from the server: only a failure of the connection itself passes.
+        None => std::error::Error::source(error).is_some_and(|cause| cause.is::<std::io::Error>()),
+    }
+}
+
+/// Why an attempt failed: the database, which may pass, or a refusal, which will not.
+#[derive(Debug)]
+enum Failure {
+    Database(postgres::Error),
+    Refused(SinkError),
+}
+
+impl From<postgres::Error> for Failure {
+    fn from(error: postgres::Error) -> Failure {
+        Failure::Database(error)
+    }
 }
 
 /// The sink's own figures, shared with whoever reports them.
@@ -103,6 +119,8 @@ pub struct PostgresSink {
     queue: Option<SyncSender<EpochBatch>>,
     committer: Option<JoinHandle<Result<(), SinkError>>>,
     client: Option<Client>,
+    /// The generation this process claimed the pipeline at: see [`fence`].
+    generation: Option<i64>,
     stats: Arc<PostgresStats>,
 }
 
@@ -114,12 +132,24 @@ impl PostgresSink {
             SinkError::with_source(format!("the database URL {} is not valid", redacted(&config.url)), e)
         })?;
         let stats = Arc::new(PostgresStats::default());
-        let mut client = connect(&config, &stats)?;
-        let applied = migrate(&mut client).map_err(|e| fatal("cannot apply the schema", e))?;
-        if !applied.is_empty() {
-            tracing::info!(versions = ?applied, "Applied schema migrations.");
-        }
-        Ok(PostgresSink { config, queue: None, committer: None, client: Some(client), stats })
+        let client = retrying(&config, &stats, "apply the schema", apply_schema).map(|(client, applied)| {
+            if !applied.is_empty() {
+                tracing::info!(versions = ?applied, "Applied schema migrations.");
+            }
+            client
+        })?;
+        Ok(PostgresSink { config, queue: None, committer: None, client: Some(client), generation: None, stats })
+    }
+
+    /// Deletes the results and the checkpoint of `config.pipeline`, so that its next run starts
+    /// afresh (with other settings, say); refused while a process writes the pipeline.
+    pub fn reset(config: &PostgresConfig) -> Result<Reset, SinkError> {
+        let stats = PostgresStats::default();
+        let (_, reset) = retrying(config, &stats, "reset the pipeline", |client| {
+            apply_schema(client)?;
+            fence::reset(client, &config.pipeline)
+        })?;
+        Ok(reset)
     }
 
     /// The sink's figures.
@@ -131,10 +161,12 @@ impl PostgresSink {
     fn start(&mut self) -> Result<&SyncSender<EpochBatch>, SinkError> {
         if self.queue.is_none() {
             let (sender, receiver) = mpsc::sync_channel(self.config.max_pending_batches);
+            let generation = self.generation.ok_or_else(|| SinkError::new("the pipeline was not claimed"))?;
             let committer = Committer {
                 config: self.config.clone(),
                 client: self.client.take(),
                 statements: None,
+                generation,
                 stats: Arc::clone(&self.stats),
             };
             let thread = std::thread::Builder::new()
@@ -159,24 +191,20 @@ impl PostgresSink {
 }
 
 impl Sink for PostgresSink {
-    fn checkpoint(&mut self) -> Result<Checkpoint, SinkError> {
-        let mut backoff = Duration::ZERO;
-        loop {
-            let client = match self.client.as_mut() {
-                Some(client) => client,
-                None => self.client.insert(connect(&self.config, &self.stats)?),
-            };
-            match write::read_checkpoint(client, &self.config) {
-                Ok(checkpoint) => return Ok(checkpoint),
-                Err(error) if is_transient(&error) => {
-                    backoff = self.config.next_backoff(backoff);
-                    tracing::warn!(error = %error, retry_in = ?backoff, "Cannot read the checkpoint; retrying.");
-                    self.client = None;
-                    std::thread::sleep(backoff);
-                }
-                Err(error) => return Err(fatal("cannot read the checkpoint", error)),
-            }
-        }
+    /// Claims the pipeline (see [`fence`]: refused when the stored results were computed with
+    /// other settings or belong to another pipeline; waits while another process writes it),
+    /// then reads its checkpoint, on the session that will commit.
+    fn checkpoint(&mut self, settings: &Settings) -> Result<Checkpoint, SinkError> {
+        let config = self.config.clone();
+        let mut client = self.client.take();
+        let (client, (generation, checkpoint)) =
+            retrying_on(&mut client, &config, &self.stats, "claim the pipeline", |client| {
+                let generation = fence::claim(client, &config, settings)?;
+                Ok((generation, write::read_checkpoint(client, &config)?))
+            })?;
+        self.client = Some(client);
+        self.generation = Some(generation);
+        Ok(checkpoint)
     }
 
     fn apply(&mut self, batch: EpochBatch) -> Result<(), SinkError> {
@@ -204,6 +232,7 @@ struct Committer {
     config: PostgresConfig,
     client: Option<Client>,
     statements: Option<Statements>,
+    generation: i64,
     stats: Arc<PostgresStats>,
 }
 
@@ -255,7 +284,7 @@ impl Committer {
                     }
                     return Ok(());
                 }
-                Err(error) if is_transient(&error) => {
+                Err(Failure::Database(error)) if is_transient(&error) => {
                     self.stats.database_up.store(false, Relaxed);
                     self.stats.retries.fetch_add(1, Relaxed);
                     backoff = self.config.next_backoff(backoff);
@@ -264,21 +293,78 @@ impl Committer {
                     self.statements = None;
                     std::thread::sleep(backoff);
                 }
-                Err(error) => return Err(fatal("cannot commit to Postgres", error)),
+                Err(Failure::Database(error)) => return Err(fatal("cannot commit to Postgres", error)),
+                Err(Failure::Refused(error)) => return Err(error),
             }
         }
     }
 
-    fn attempt(&mut self, batch: &EpochBatch) -> Result<write::Written, postgres::Error> {
+    fn attempt(&mut self, batch: &EpochBatch) -> Result<write::Written, Failure> {
         if self.client.is_none() {
-            self.client = Some(open(&self.config.url)?);
+            let mut client = open(&self.config.url)?;
+            // A new session: the writer's lock went with the old one.
+            fence::relock(&mut client, &self.config.pipeline)?;
+            self.client = Some(client);
         }
         let client = self.client.as_mut().expect("connected above");
         if self.statements.is_none() {
             self.statements = Some(Statements::prepare(client)?);
         }
-        write::write(client, self.statements.as_ref().expect("prepared above"), &self.config, batch)
+        let statements = self.statements.as_ref().expect("prepared above");
+        match write::write(client, statements, &self.config, self.generation, batch)? {
+            Some(written) => Ok(written),
+            None => Err(Failure::Refused(fence::fenced(
+                &self.config.pipeline,
+                &format!("it claimed the pipeline after generation {}", self.generation),
+            ))),
+        }
     }
+}
+
+/// Runs `attempt` on a connection (opened when there is none, with the schema's search path),
+/// retrying failures that pass with capped backoff; returns the connection with the result.
+fn retrying_on<T>(
+    client: &mut Option<Client>,
+    config: &PostgresConfig,
+    stats: &PostgresStats,
+    what: &str,
+    mut attempt: impl FnMut(&mut Client) -> Result<T, Failure>,
+) -> Result<(Client, T), SinkError> {
+    let mut backoff = Duration::ZERO;
+    loop {
+        let mut connected = match client.take() {
+            Some(connected) => connected,
+            None => connect(config, stats)?,
+        };
+        match attempt(&mut connected) {
+            Ok(result) => return Ok((connected, result)),
+            Err(Failure::Database(error)) if is_transient(&error) => {
+                backoff = config.next_backoff(backoff);
+                tracing::warn!(error = %error, retry_in = ?backoff, "Cannot {what}; retrying.");
+                std::thread::sleep(backoff);
+            }
+            Err(Failure::Database(error)) => return Err(fatal(&format!("cannot {what}"), error)),
+            Err(Failure::Refused(error)) => return Err(error),
+        }
+    }
+}
+
+/// [`migrate`], its refusals told from the failures that pass.
+fn apply_schema(client: &mut Client) -> Result<Vec<i32>, Failure> {
+    migrate(client).map_err(|error| match error {
+        MigrationError::Database(error) => Failure::Database(error),
+        refused => Failure::Refused(SinkError::with_source("cannot apply the schema", refused)),
+    })
+}
+
+/// [`retrying_on`] a new connection.
+fn retrying<T>(
+    config: &PostgresConfig,
+    stats: &PostgresStats,
+    what: &str,
+    attempt: impl FnMut(&mut Client) -> Result<T, Failure>,
+) -> Result<(Client, T), SinkError> {
+    retrying_on(&mut None, config, stats, what, attempt)
 }
 
 /// Connects, waiting out failures that pass.

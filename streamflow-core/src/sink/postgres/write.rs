@@ -2,7 +2,12 @@
 //!
 //! Every statement is a bulk one over arrays (`UNNEST`), prepared once per connection; every
 //! value written is absolute, so writing the same batch twice (a retry after a commit whose
-//! answer was lost) leaves the same tables.
+//! answer was lost) leaves the same tables. The first statement checks that this process still
+//! is the pipeline's writer (see `fence`).
+//!
+//! No record can make a commit fail: stream ids were checked when decoded, stored text holds no
+//! U+0000 ([`crate::StoredText`]), dead letters go in statements of bounded size however large
+//! their payloads, and a money sum beyond `NUMERIC(18,2)` is stored at its bound, with a warning.
 
 use std::collections::BTreeMap;
 use std::time::SystemTime;
@@ -20,7 +25,7 @@ pub(super) struct Statements {
     stream_state: Statement,
     dead_letters: Statement,
     offsets: Statement,
-    closed_through: Statement,
+    fence: Statement,
     closed_audience: Statement,
 }
 
@@ -52,9 +57,10 @@ impl Statements {
                  WHERE s.window_start <= excluded.window_start",
             )?,
             dead_letters: client.prepare(
-                "INSERT INTO dead_letters (pipeline, topic, partition, \"offset\", reason, detail, event_id, payload)
-                 SELECT $1, $2, p, o, r, d, e, b
-                 FROM UNNEST($3::int4[], $4::int8[], $5::text[], $6::text[], $7::text[], $8::bytea[]) AS t(p, o, r, d, e, b)
+                "INSERT INTO dead_letters (pipeline, topic, partition, \"offset\", reason, detail, event_id, key, payload)
+                 SELECT $1, $2, p, o, r, d, e, k, b
+                 FROM UNNEST($3::int4[], $4::int8[], $5::text[], $6::text[], $7::text[], $8::bytea[], $9::bytea[])
+                      AS t(p, o, r, d, e, k, b)
                  ON CONFLICT DO NOTHING",
             )?,
             offsets: client.prepare(
@@ -66,10 +72,9 @@ impl Statements {
                      next_offset = excluded.next_offset, max_ts = excluded.max_ts, replay_from = excluded.replay_from,
                      replay_max_ts = excluded.replay_max_ts, updated_at = excluded.updated_at",
             )?,
-            closed_through: client.prepare(
-                "INSERT INTO pipeline_checkpoints (pipeline, closed_through, updated_at) VALUES ($1, $2, now())
-                 ON CONFLICT (pipeline) DO UPDATE SET
-                     closed_through = excluded.closed_through, updated_at = excluded.updated_at",
+            fence: client.prepare(
+                "UPDATE pipeline_checkpoints SET closed_through = coalesce($3, closed_through), updated_at = now()
+                 WHERE pipeline = $1 AND generation = $2",
             )?,
             closed_audience: client.prepare(
                 "INSERT INTO stream_checkpoints (pipeline, stream_id, closed_net_viewers)
@@ -87,14 +92,27 @@ pub(super) struct Written {
     pub dead_letters: u64,
 }
 
-/// Writes `batch` in one transaction.
+/// The most payload bytes of dead letters one statement carries: far below the protocol's
+/// 1 GiB message, whatever the records hold.
+const DEAD_LETTER_BYTES_PER_STATEMENT: usize = 64 << 20;
+
+/// The largest amount `NUMERIC(18,2)` holds, in cents.
+const MAX_STORED_CENTS: i64 = 999_999_999_999_999_999;
+
+/// Writes `batch` in one transaction, if this process still is the pipeline's writer at
+/// `generation`; `None` (and nothing written) when another process claimed it since.
 pub(super) fn write(
     client: &mut Client,
     statements: &Statements,
     config: &PostgresConfig,
+    generation: i64,
     batch: &EpochBatch,
-) -> Result<Written, postgres::Error> {
+) -> Result<Option<Written>, postgres::Error> {
     let mut tx = client.transaction()?;
+    let closed = batch.checkpoint.closed_through.map(SystemTime::from);
+    if tx.execute(&statements.fence, &[&config.pipeline, &generation, &closed])? != 1 {
+        return Ok(None);
+    }
 
     if !batch.rows.is_empty() {
         let rows: Vec<_> = batch.rows.iter().map(RowChange::row).collect();
@@ -111,7 +129,7 @@ pub(super) fn write(
                 &ints(|r| count(r.events)),
                 &ints(|r| count(r.chat_messages)),
                 &ints(|r| count(r.donations_count)),
-                &ints(|r| r.donations_usd.0),
+                &ints(stored_cents),
                 &ints(|r| count(r.viewer_joins)),
                 &ints(|r| count(r.viewer_leaves)),
                 &ints(|r| r.net_viewer_delta),
@@ -135,17 +153,29 @@ pub(super) fn write(
         tx.execute(&statements.stream_state, &[&ids, &active, &windows])?;
     }
 
-    if !batch.dead_letters.is_empty() {
-        let letters = &batch.dead_letters;
-        let partitions: Vec<i32> = letters.iter().map(|l| partition(l.partition)).collect();
-        let offsets: Vec<i64> = letters.iter().map(|l| l.offset).collect();
-        let reasons: Vec<&str> = letters.iter().map(|l| l.reason.as_str()).collect();
-        let details: Vec<Option<&str>> = letters.iter().map(|l| l.detail.as_deref()).collect();
-        let event_ids: Vec<Option<&str>> = letters.iter().map(|l| l.event_id.as_deref()).collect();
-        let payloads: Vec<&[u8]> = letters.iter().map(|l| l.payload.as_slice()).collect();
+    let mut letters = batch.dead_letters.as_slice();
+    while !letters.is_empty() {
+        let mut bytes = 0;
+        let take = letters
+            .iter()
+            .position(|l| {
+                bytes += l.payload.len() + l.key.as_ref().map_or(0, Vec::len);
+                bytes > DEAD_LETTER_BYTES_PER_STATEMENT
+            })
+            .unwrap_or(letters.len())
+            .max(1);
+        let (chunk, rest) = letters.split_at(take);
+        letters = rest;
+        let partitions: Vec<i32> = chunk.iter().map(|l| partition(l.partition)).collect();
+        let offsets: Vec<i64> = chunk.iter().map(|l| l.offset).collect();
+        let reasons: Vec<&str> = chunk.iter().map(|l| l.reason.as_str()).collect();
+        let details: Vec<Option<&str>> = chunk.iter().map(|l| l.detail.as_deref()).collect();
+        let event_ids: Vec<Option<&str>> = chunk.iter().map(|l| l.event_id.as_deref()).collect();
+        let keys: Vec<Option<&[u8]>> = chunk.iter().map(|l| l.key.as_deref()).collect();
+        let payloads: Vec<&[u8]> = chunk.iter().map(|l| l.payload.as_slice()).collect();
         tx.execute(
             &statements.dead_letters,
-            &[&config.pipeline, &config.topic, &partitions, &offsets, &reasons, &details, &event_ids, &payloads],
+            &[&config.pipeline, &config.topic, &partitions, &offsets, &reasons, &details, &event_ids, &keys, &payloads],
         )?;
     }
 
@@ -163,9 +193,6 @@ pub(super) fn write(
             &[&config.pipeline, &config.topic, &partitions, &next, &max_ts, &replay, &replay_ts],
         )?;
     }
-    if let Some(closed) = checkpoint.closed_through {
-        tx.execute(&statements.closed_through, &[&config.pipeline, &SystemTime::from(closed)])?;
-    }
     if !checkpoint.closed_audience.is_empty() {
         let streams: Vec<&str> = checkpoint.closed_audience.keys().map(StreamId::as_str).collect();
         let totals: Vec<i64> = checkpoint.closed_audience.values().copied().collect();
@@ -173,7 +200,7 @@ pub(super) fn write(
     }
 
     tx.commit()?;
-    Ok(Written { rows: batch.rows.len() as u64, dead_letters: batch.dead_letters.len() as u64 })
+    Ok(Some(Written { rows: batch.rows.len() as u64, dead_letters: batch.dead_letters.len() as u64 }))
 }
 
 /// Reads the checkpoint stored for the configured pipeline and topic.
@@ -208,6 +235,17 @@ pub(super) fn read_checkpoint(client: &mut Client, config: &PostgresConfig) -> R
         checkpoint.closed_audience.insert(row.get::<_, &str>(0).into(), row.get(1));
     }
     Ok(checkpoint)
+}
+
+/// A row's donations as `NUMERIC(18,2)` can hold them: ten million donations of the largest
+/// amount in one window of one stream are past it.
+fn stored_cents(row: &crate::Row) -> i64 {
+    let cents = row.donations_usd.0;
+    if !(-MAX_STORED_CENTS..=MAX_STORED_CENTS).contains(&cents) {
+        tracing::warn!(window = %row.window_start, stream = %row.stream_id, cents,
+            "The donations of a window exceed NUMERIC(18,2); stored at its bound.");
+    }
+    cents.clamp(-MAX_STORED_CENTS, MAX_STORED_CENTS)
 }
 
 /// A count as a `bigint`.
