@@ -117,6 +117,42 @@ wait_for() {
     die "$what did not come up in ${seconds} s"
 }
 
+# start_postgres: the stack's database, created once, started when it is not running.
+start_postgres() {
+    if [ ! -d "$STATE/pg/data" ]; then
+        say "creating the database in $STATE/pg"
+        pg_init "$STATE/pg" "$DB_USER" "$DB_PASSWORD" "$DB_NAME" "$PG_PORT"
+    elif ! pg_is_up; then
+        pg_start "$STATE/pg" "$PG_PORT"
+    fi
+    say "PostgreSQL up on port $PG_PORT"
+}
+
+# start_broker: the stack's Kafka-protocol broker (tansu), its log in SQLite so that it survives
+# a restart.
+start_broker() {
+    mkdir -p "$STATE/kafka"
+    if ! is_running kafka; then
+        (cd "$STATE/kafka" && start_process kafka "$TOOLS_DIR/bin/tansu" broker \
+            --listener-url "tcp://$KAFKA_BROKERS" --advertised-listener-url "tcp://$KAFKA_BROKERS" \
+            --storage-engine sqlite://tansu.db)
+        wait_for "the broker" 30 port_is_open "$KAFKA_PORT"
+        # Fetching from SQLite is slow without this index.
+        python3 -c "import sqlite3; c = sqlite3.connect('$STATE/kafka/tansu.db'); \
+c.execute('create index if not exists header_topition_offset on header(topition, offset_id)'); c.commit()"
+    fi
+    say "Kafka-protocol broker up on $KAFKA_BROKERS"
+}
+
+# add_partitions TOPIC N: grows TOPIC to N partitions, with the broker stopped meanwhile (see
+# tansu-add-partitions.py), and starts it again.
+add_partitions() {
+    local topic=$1 partitions=$2
+    stop_process kafka
+    "$ROOT/scripts/tansu-add-partitions.py" "$STATE/kafka/tansu.db" "$topic" "$partitions"
+    start_broker
+}
+
 pg_is_up() {
     "$(pg_bindir)/pg_isready" -q -h 127.0.0.1 -p "$PG_PORT"
 }

@@ -204,9 +204,14 @@ impl PipelineArgs {
 pub struct ReplayArgs {
     /// The JSON-lines file to read, one event per line; `-` for standard input. Its offsets are
     /// line numbers counted from 0, in one partition.
-    #[arg(long, short)]
-    pub input: PathBuf,
-    /// The name the input's offsets are stored under in the database (default: the file's name).
+    #[arg(long, short, required_unless_present = "brokers")]
+    pub input: Option<PathBuf>,
+    /// Replay a Kafka topic instead, from its start to the end its partitions have now, each
+    /// partition as itself: bootstrap brokers, comma-separated `host:port`.
+    #[arg(long, value_delimiter = ',', conflicts_with = "input")]
+    pub brokers: Option<Vec<String>>,
+    /// The Kafka topic to replay (default `stream.events`); for a file, the name its offsets are
+    /// stored under in the database (default: the file's name).
     #[arg(long)]
     pub topic: Option<String>,
     #[command(flatten)]

@@ -234,24 +234,20 @@ impl Tansu {
     }
 
     /// Adds partitions to `topic` until it has `partitions`, restarting the broker: tansu 0.6
-    /// serves no CreatePartitions request, so this edits its SQLite storage while it is stopped,
-    /// as CreatePartitions would (the new partitions are empty). SQLite storage only.
+    /// serves no CreatePartitions request, so `scripts/tansu-add-partitions.py` edits its
+    /// SQLite storage while it is stopped, as CreatePartitions would (the new partitions are
+    /// empty). SQLite storage only.
     pub fn add_partitions(&mut self, topic: &str, partitions: u32) -> io::Result<()> {
         if self.storage != Storage::Sqlite {
             return Err(io::Error::other("adding partitions needs SQLite storage"));
         }
         self.stop();
-        let script = format!(
-            "import sqlite3\n\
-             c = sqlite3.connect('tansu.db')\n\
-             (topic, have) = c.execute('select id, partitions from topic where name = ?', ({topic:?},)).fetchone()\n\
-             for p in range(have, {partitions}):\n\
-             \x20   t = c.execute('insert into topition (topic, partition) values (?, ?)', (topic, p)).lastrowid\n\
-             \x20   c.execute('insert into watermark (topition, low, high) values (?, 0, 0)', (t,))\n\
-             c.execute('update topic set partitions = max(partitions, ?) where id = ?', ({partitions}, topic))\n\
-             c.commit()\n"
-        );
-        run(Command::new("python3").current_dir(self.dir.path()).args(["-c", &script]))?;
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/tansu-add-partitions.py");
+        run(Command::new("python3")
+            .arg(script)
+            .arg(self.dir.path().join("tansu.db"))
+            .arg(topic)
+            .arg(partitions.to_string()))?;
         self.start_again()
     }
 

@@ -78,6 +78,9 @@ pub struct KafkaConfig {
     pub max_backoff: Duration,
     /// How often the topic's partitions are listed again, to find partitions added to it.
     pub metadata_refresh: Duration,
+    /// Read each partition up to the end its log has when the reader starts, then end: a replay
+    /// of the topic, rather than a pipeline that runs for ever.
+    pub until_end: bool,
 }
 
 impl KafkaConfig {
@@ -93,6 +96,7 @@ impl KafkaConfig {
             idle_timeout: Some(Duration::from_secs(30)),
             max_backoff: Duration::from_secs(5),
             metadata_refresh: Duration::from_secs(10),
+            until_end: false,
         }
     }
 
@@ -241,6 +245,9 @@ struct Fetched {
     /// The end of the log last passed on, so that empty fetches go on only when it moves.
     reported_end: Option<Offset>,
     idle: bool,
+    /// Where a replay of the partition ends, and whether it did.
+    until: Option<Offset>,
+    finished: bool,
 }
 
 /// The reader of the Kafka partitions one worker owns: see [`Kafka::source`].
@@ -277,6 +284,9 @@ impl KafkaSource {
             (listed.partitions.clone(), listed.version)
         };
         self.listed_version = version;
+        if self.config.until_end && !at_start {
+            return Ok(()); // a replay reads the partitions there were when it started
+        }
         let resumed = !self.context.resume.positions.is_empty();
         for partition in partitions {
             if !self.context.owns(partition) || self.partitions.contains_key(&partition) {
@@ -290,6 +300,10 @@ impl KafkaSource {
                 None => Start::Latest,
             };
             let start = if at_start { Start::At(self.resolve_now(start, partition)?) } else { start };
+            let until = match self.config.until_end {
+                true => Some(self.end_now(partition)?),
+                false => None,
+            };
             tracing::info!(partition, start = ?start, "Reading partition.");
             let (sender, receiver) = mpsc::channel(self.config.queued_batches.max(1));
             let fetcher = Fetcher {
@@ -314,6 +328,8 @@ impl KafkaSource {
                     last_records: Instant::now(),
                     reported_end: None,
                     idle: false,
+                    until,
+                    finished: false,
                 },
             );
         }
@@ -324,19 +340,35 @@ impl KafkaSource {
 impl KafkaSource {
     /// Where `partition` starts, waiting (and saying so) while the brokers cannot answer.
     fn resolve_now(&self, start: Start, partition: PartitionId) -> Result<Offset, SourceError> {
+        self.ask_now(partition, "where the partition starts", || {
+            start.resolve(&self.client, &self.config.topic, partition)
+        })
+    }
+
+    /// Where `partition`'s log ends now.
+    fn end_now(&self, partition: PartitionId) -> Result<Offset, SourceError> {
+        self.ask_now(partition, "where the partition ends", || self.client.end_offset(&self.config.topic, partition))
+    }
+
+    /// Asks `what` of the cluster, waiting (and saying so) while the brokers cannot answer.
+    fn ask_now<F: std::future::Future<Output = Result<Offset, KafkaError>>>(
+        &self,
+        partition: PartitionId,
+        what: &str,
+        ask: impl Fn() -> F,
+    ) -> Result<Offset, SourceError> {
         let mut wait = Duration::ZERO;
         loop {
-            match self.runtime.block_on(start.resolve(&self.client, &self.config.topic, partition)) {
+            match self.runtime.block_on(ask()) {
                 Ok(offset) => return Ok(offset),
                 Err(error) if error.is_transient() => {
                     wait = (wait * 2).clamp(Duration::from_millis(200), self.config.max_backoff);
-                    tracing::warn!(partition, error = %error, retry_in = ?wait,
-                        "Cannot find where the partition starts; retrying.");
+                    tracing::warn!(partition, error = %error, retry_in = ?wait, "Cannot find {what}; retrying.");
                     std::thread::sleep(wait);
                 }
                 Err(error) => {
                     return Err(SourceError::Fatal(format!(
-                        "cannot find where partition {partition} of {} starts: {error}",
+                        "cannot find {what} (partition {partition} of {}): {error}",
                         self.config.topic
                     )))
                 }
@@ -352,13 +384,40 @@ impl Source for KafkaSource {
 
     fn poll(&mut self, _max_records: usize) -> Result<Polled, SourceError> {
         self.start_new_partitions(false)?;
+        if self.partitions.values().all(|f| f.finished) {
+            return Ok(Polled::Exhausted);
+        }
         let count = self.partitions.len();
         for step in 0..count {
             let index = (self.turn + step) % count;
-            let Some(fetched) = self.partitions.values_mut().nth(index).filter(|f| !f.paused) else { continue };
+            let Some((&partition, fetched)) =
+                self.partitions.iter_mut().nth(index).filter(|(_, f)| !f.paused && !f.finished)
+            else {
+                continue;
+            };
+            // A replay's partition that is empty, or read to its end, says so.
+            if fetched.until.is_some_and(|until| fetched.next_offset.is_some_and(|next| next >= until)) {
+                fetched.finished = true;
+                fetched.fetcher.abort();
+                let mut batch = RecordBatch::new(partition, fetched.next_offset.unwrap_or_default());
+                batch.state = PartitionState::Finished;
+                self.turn = index + 1;
+                return Ok(Polled::Records(batch));
+            }
             let now = Instant::now();
             match fetched.receiver.try_recv() {
                 Ok(Ok(mut batch)) => {
+                    if let Some(until) = fetched.until {
+                        batch.keep_below(until);
+                        if batch.next_offset >= until {
+                            fetched.finished = true;
+                            fetched.fetcher.abort();
+                            batch.state = PartitionState::Finished;
+                            fetched.next_offset = Some(batch.next_offset);
+                            self.turn = index + 1;
+                            return Ok(Polled::Records(batch));
+                        }
+                    }
                     fetched.next_offset = Some(batch.next_offset);
                     if !batch.is_empty() {
                         fetched.last_records = now;

@@ -101,6 +101,16 @@ impl RecordBatch {
         self.next_offset = self.next_offset.max(offset + 1);
     }
 
+    /// Drops the records at `end` and after; the next offset is at most `end`.
+    pub fn keep_below(&mut self, end: Offset) {
+        let keep = self.offsets.partition_point(|&offset| offset < end);
+        self.offsets.truncate(keep);
+        self.key_lens.truncate(keep);
+        self.ends.truncate(keep);
+        self.data.truncate(self.ends.last().copied().unwrap_or(0));
+        self.next_offset = self.next_offset.min(end);
+    }
+
     /// The number of records.
     pub fn len(&self) -> usize {
         self.offsets.len()
@@ -387,6 +397,9 @@ mod tests {
         assert_eq!(records, expected);
         assert_eq!(batch.next_offset, 15);
         assert_eq!(batch.payload_bytes(), 7);
+        batch.keep_below(12);
+        assert_eq!(batch.iter().map(|r| r.offset).collect::<Vec<_>>(), vec![10, 11]);
+        assert_eq!((batch.next_offset, batch.payload_bytes()), (12, 2));
     }
 
     #[test]

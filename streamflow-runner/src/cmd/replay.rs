@@ -3,13 +3,14 @@
 
 use std::io::{self, BufWriter, Write};
 use std::sync::atomic::Ordering::Relaxed;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use streamflow_core::source::NoSource;
 use streamflow_core::{
-    FileSource, MemorySink, MetricsSnapshot, Pipeline, PostgresSink, Row, Source, SourceContext, SourceError,
+    FileSource, Kafka, KafkaConfig, MemorySink, MetricsSnapshot, Pipeline, PostgresSink, Row, Source, SourceContext,
+    SourceError, StartOffsets,
 };
 
 use streamflow_runner::stop_on_signals;
@@ -23,19 +24,10 @@ viewer_joins,viewer_leaves,net_viewer_delta,unique_viewers,active_viewers";
 pub fn run(args: ReplayArgs) -> anyhow::Result<()> {
     let config = args.pipeline.config()?;
     tracing::info!(?args, "Replaying.");
-    let source = FileSource::open(&args.input).with_context(|| format!("cannot open {}", args.input.display()))?;
-    let source = Mutex::new(Some(source));
-    let sources = move |ctx: &SourceContext| -> Result<Box<dyn Source>, SourceError> {
-        // One partition, read by the worker that owns it, from where the sink's checkpoint says.
-        let taken = ctx.owns(FileSource::PARTITION).then(|| source.lock().unwrap_or_else(|e| e.into_inner()).take());
-        match taken.flatten() {
-            Some(source) => Ok(Box::new(source.resume_at(ctx.start_offset(FileSource::PARTITION).unwrap_or(0))?)),
-            None => Ok(Box::new(NoSource)),
-        }
-    };
+    let (name, sources) = sources(&args)?;
     let started = Instant::now();
 
-    if args.database.database_url.is_none() {
+    let Some(sink_config) = args.database.postgres(&name) else {
         let sink = MemorySink::new();
         let table = sink.table();
         let metrics = Pipeline::new(config).run(sources, sink).context("the replay failed")?;
@@ -43,13 +35,7 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<()> {
         let mut out = BufWriter::new(io::stdout().lock());
         write_csv(&mut out, &table.rows()).context("cannot write the rows")?;
         return out.flush().context("cannot write the rows");
-    }
-
-    let topic = args.topic.clone().unwrap_or_else(|| match args.input.file_name() {
-        Some(name) if args.input.as_os_str() != "-" => name.to_string_lossy().into_owned(),
-        _ => "stdin".to_owned(),
-    });
-    let sink_config = args.database.postgres(&topic).expect("a database URL is given");
+    };
     let sink = PostgresSink::connect(sink_config).context("cannot use the database")?;
     let stats = sink.stats();
     let running = Pipeline::new(config).spawn(sources, sink).context("the replay failed")?;
@@ -70,6 +56,41 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<()> {
         ms(0.99),
     );
     Ok(())
+}
+
+/// What reads the input, by worker: the name its offsets are stored under, and the factory.
+type Sources = Box<dyn Fn(&SourceContext) -> Result<Box<dyn Source>, SourceError> + Send + Sync>;
+
+/// The file of `--input`, read by the worker that owns its one partition; or the Kafka topic of
+/// `--brokers`, each partition to where it ends now.
+fn sources(args: &ReplayArgs) -> anyhow::Result<(String, Sources)> {
+    if let Some(brokers) = &args.brokers {
+        let topic = args.topic.clone().unwrap_or_else(|| "stream.events".to_owned());
+        let mut config = KafkaConfig::new(brokers.clone(), &topic);
+        config.start = StartOffsets::Earliest;
+        config.until_end = true;
+        config.idle_timeout = None;
+        let kafka = Arc::new(Kafka::connect(config).context("cannot use Kafka")?);
+        let sources =
+            move |ctx: &SourceContext| -> Result<Box<dyn Source>, SourceError> { Ok(Box::new(kafka.source(ctx)?)) };
+        return Ok((topic, Box::new(sources)));
+    }
+    let input = args.input.clone().expect("clap requires --input without --brokers");
+    let name = args.topic.clone().unwrap_or_else(|| match input.file_name() {
+        Some(name) if input.as_os_str() != "-" => name.to_string_lossy().into_owned(),
+        _ => "stdin".to_owned(),
+    });
+    let source = FileSource::open(&input).with_context(|| format!("cannot open {}", input.display()))?;
+    let source = Mutex::new(Some(source));
+    let sources = move |ctx: &SourceContext| -> Result<Box<dyn Source>, SourceError> {
+        // One partition, read by the worker that owns it, from where the sink's checkpoint says.
+        let taken = ctx.owns(FileSource::PARTITION).then(|| source.lock().unwrap_or_else(|e| e.into_inner()).take());
+        match taken.flatten() {
+            Some(source) => Ok(Box::new(source.resume_at(ctx.start_offset(FileSource::PARTITION).unwrap_or(0))?)),
+            None => Ok(Box::new(NoSource)),
+        }
+    };
+    Ok((name, Box::new(sources)))
 }
 
 /// The replay's figures on standard error.
