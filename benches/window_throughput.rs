@@ -11,12 +11,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput};
-use streamflow_core::aggregate::aggregate;
-use streamflow_core::decode::{decode, DecodedBatch};
-use streamflow_core::window::window;
+use streamflow_core::batch::DecodedBatch;
+use streamflow_core::dataflow::aggregate::aggregate;
+use streamflow_core::dataflow::window::window;
+use streamflow_core::streams::decode::decode;
 use streamflow_core::{
-    Cents, Checkpoint, Event, EventTime, EventType, Generator, GeneratorConfig, MemorySink, MemorySource, Metrics,
-    PartitionId, Pipeline, PipelineConfig, RecordBatch, Row, WindowConfig,
+    Cents, Checkpoint, Control, Event, EventTime, EventType, Generator, GeneratorConfig, LiveStreams, MemorySink,
+    MemorySource, PartitionId, Pipeline, PipelineConfig, RecordBatch, Row, WindowConfig,
 };
 use timely::dataflow::operators::generic::operator::source;
 use timely::dataflow::operators::vec::Broadcast;
@@ -62,7 +63,7 @@ fn workload(streams: u32) -> Vec<(PartitionId, Vec<u8>)> {
 }
 
 /// Decoded batches per partition, numbered as the source operator numbers them.
-fn decoded_batches(payloads: &[(PartitionId, Vec<u8>)]) -> Vec<DecodedBatch> {
+fn decoded_batches(payloads: &[(PartitionId, Vec<u8>)]) -> Vec<DecodedBatch<Event>> {
     let mut per_partition: BTreeMap<PartitionId, Vec<RecordBatch>> = BTreeMap::new();
     for (offset, (partition, payload)) in payloads.iter().enumerate() {
         let batches = per_partition.entry(*partition).or_insert_with(|| vec![RecordBatch::new(*partition, 0)]);
@@ -73,7 +74,7 @@ fn decoded_batches(payloads: &[(PartitionId, Vec<u8>)]) -> Vec<DecodedBatch> {
         }
         batches.last_mut().unwrap().push(offset as i64, payload);
     }
-    per_partition.into_values().flatten().map(DecodedBatch::new).collect()
+    per_partition.into_values().flatten().map(|batch| DecodedBatch::new(&LiveStreams, batch)).collect()
 }
 
 /// The batches each of `workers` workers reads: the partitions it owns.
@@ -95,7 +96,7 @@ impl<T> Inputs<T> {
 
 /// Window + aggregate over pre-decoded batches; returns the number of row updates, so that the
 /// work cannot be skipped.
-fn aggregate_only(inputs: Arc<Inputs<Vec<DecodedBatch>>>, workers: usize) -> usize {
+fn aggregate_only(inputs: Arc<Inputs<Vec<DecodedBatch<Event>>>>, workers: usize) -> usize {
     let guards = timely::execute(timely::Config::process(workers), move |worker| {
         let mine = inputs.take(worker.index());
         let probe = ProbeHandle::new();
@@ -108,7 +109,7 @@ fn aggregate_only(inputs: Arc<Inputs<Vec<DecodedBatch>>>, workers: usize) -> usi
                 let mut pending = mine.into_iter();
                 move |output| {
                     let Some(cap) = capability.as_mut() else { return };
-                    let chunk: Vec<DecodedBatch> = pending.by_ref().take(BATCHES_PER_EPOCH).collect();
+                    let chunk: Vec<DecodedBatch<Event>> = pending.by_ref().take(BATCHES_PER_EPOCH).collect();
                     if chunk.is_empty() {
                         capability = None;
                         return;
@@ -121,9 +122,10 @@ fn aggregate_only(inputs: Arc<Inputs<Vec<DecodedBatch>>>, workers: usize) -> usi
             });
             let config = WindowConfig::default();
             let resume = Arc::new(Checkpoint::default());
-            let metrics = Arc::new(Metrics::default());
-            let (events, _dead, progress) = window(decoded, config, Arc::clone(&resume), Arc::clone(&metrics));
-            let aggregated = aggregate(events, progress.broadcast(), config, resume, metrics);
+            let (schema, control) = (Arc::new(LiveStreams), Control::new());
+            let (events, _dead, progress) =
+                window(decoded, Arc::clone(&schema), config, Arc::clone(&resume), control.clone());
+            let aggregated = aggregate(events, progress.broadcast(), schema, config, resume, control);
             aggregated
                 .rows
                 .inspect(move |_| {

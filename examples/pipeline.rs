@@ -14,7 +14,8 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use streamflow_core::{
-    EventTime, GeneratorConfig, GeneratorSource, MemorySink, MetricsSnapshot, Pipeline, PipelineConfig, Table,
+    EventTime, GeneratorConfig, GeneratorSource, LiveStreams, MemorySink, MetricsSnapshot, Pipeline, PipelineConfig,
+    Table,
 };
 use streamflow_runner::api::{self, Store, Telemetry};
 use streamflow_runner::stop_on_signals;
@@ -80,7 +81,7 @@ fn main() -> anyhow::Result<()> {
     if let Some(addr) = args.http_addr {
         let telemetry = Arc::new(Telemetry::default());
         telemetry.with_pipeline(Arc::clone(running.control().metrics()));
-        let store = Store::Memory(table.clone());
+        let store = Store::memory(table.clone(), LiveStreams::columns());
         runtime.spawn(api::serve(addr, store, telemetry, api::DEFAULT_CACHE_TTL, std::future::pending()));
     }
     // Ctrl-C or SIGTERM stops the pipeline; what it read is shown.

@@ -56,7 +56,7 @@ row_keys='{"window_start", "window_end", "stream_id", "events", "chat_messages",
 check_json "/metrics?minutes=5" "set(body) == {'latest_window_start', 'rows'} and body['rows'] and all(set(r) == $row_keys for r in body['rows'])"
 check_json /metrics/latest "body['rows'] and all(set(r) == $row_keys for r in body['rows'])"
 check_json "/streams/top?by=donations_usd&minutes=5&n=1000" \
-    "{'stream_id': '$stream', 'value': 123.45} in body['streams'] and body['by'] == 'donations_usd'"
+    "{'stream_id': '$stream', 'donations_usd': 123.45} in body['rows'] and body['by'] == 'donations_usd'"
 check_json "/streams/$stream/metrics?from=$window" "len(body['rows']) == 1 and body['rows'][0]['donations_usd'] == 123.45"
 ok "the API answers /health, /metrics, /metrics/latest, /streams/top, /streams/{id}/metrics"
 say "smoke test passed"

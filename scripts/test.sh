@@ -8,3 +8,12 @@ cd "$(dirname "$0")/.."
 scripts/install-test-deps.sh
 export STREAMFLOW_TOOLS_DIR=${STREAMFLOW_TOOLS_DIR:-$HOME/.cache/streamflow/tools}
 cargo test --workspace --locked "$@"
+
+# The core without its connectors builds, and pulls in none of them.
+if [ $# -eq 0 ]; then
+    cargo check -p streamflow-core --no-default-features --locked --quiet
+    if cargo tree -p streamflow-core --no-default-features -e normal --locked | grep -E '\b(rskafka|postgres|tokio)\b'; then
+        echo "test.sh: streamflow-core without default features depends on the crates above" >&2
+        exit 1
+    fi
+fi

@@ -8,105 +8,78 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::source::{Offset, PartitionId};
+use crate::position::{Offset, PartitionId};
 
-/// The rule a refused record broke; one reason per rule.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub enum Reason {
-    /// The payload is over 1 MiB.
-    TooLarge,
-    /// The payload is not UTF-8.
-    NotUtf8,
-    /// The payload is not JSON.
-    NotJson,
-    /// The payload is JSON but not an object.
-    NotAnObject,
-    /// `ts` is absent or null.
-    MissingTs,
-    /// `ts` is not an RFC 3339 string with an offset.
-    BadTs,
-    /// `event_type` is absent or null.
-    MissingEventType,
-    /// `event_type` is a string, but not one of the six kinds.
-    UnknownEventType,
-    /// `event_type` is not a string.
-    BadEventType,
-    /// `stream_id` is absent or null.
-    MissingStreamId,
-    /// `stream_id` is not a string of 1 to 128 bytes.
-    BadStreamId,
-    /// `user_id` is not a string.
-    BadUserId,
-    /// `event_id` is not a string.
-    BadEventId,
-    /// `message_len` is not an integer ≥ 0.
-    BadMessageLen,
-    /// A donation without `amount_usd` (or the legacy `amount`).
-    MissingAmount,
-    /// The amount is not a number.
-    BadAmount,
-    /// The amount is below 0 or above 1,000,000,000.
-    AmountOutOfRange,
-    /// The event's window had already closed for its partition when it was read.
-    Late,
-}
+/// The rule a refused record broke; one reason per rule, named in snake_case as stored in
+/// `dead_letters.reason` and used as a metric label.
+///
+/// The reasons any pipeline may give are constants here ([`Reason::Late`], [`Reason::NotJson`],
+/// …); a schema names its own ([`Reason::new`]), as the built-in live-stream schema does
+/// ([`crate::streams`]).
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Reason(&'static str);
 
+#[allow(non_upper_case_globals)] // named as the enum variants they once were
 impl Reason {
-    /// Every reason, in declaration order (the index of [`Reason::index`]).
-    pub const ALL: [Reason; 18] = [
-        Reason::TooLarge,
-        Reason::NotUtf8,
-        Reason::NotJson,
-        Reason::NotAnObject,
-        Reason::MissingTs,
-        Reason::BadTs,
-        Reason::MissingEventType,
-        Reason::UnknownEventType,
-        Reason::BadEventType,
-        Reason::MissingStreamId,
-        Reason::BadStreamId,
-        Reason::BadUserId,
-        Reason::BadEventId,
-        Reason::BadMessageLen,
-        Reason::MissingAmount,
-        Reason::BadAmount,
-        Reason::AmountOutOfRange,
-        Reason::Late,
-    ];
+    /// The payload is over the largest size accepted.
+    pub const TooLarge: Reason = Reason("too_large");
+    /// The payload is not UTF-8.
+    pub const NotUtf8: Reason = Reason("not_utf8");
+    /// The payload is not JSON.
+    pub const NotJson: Reason = Reason("not_json");
+    /// The payload is JSON but not an object.
+    pub const NotAnObject: Reason = Reason("not_an_object");
+    /// The event's window had already closed for its partition when it was read.
+    pub const Late: Reason = Reason("late");
 
-    /// The stable snake_case name stored in `dead_letters.reason` and used as a metric label.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Reason::TooLarge => "too_large",
-            Reason::NotUtf8 => "not_utf8",
-            Reason::NotJson => "not_json",
-            Reason::NotAnObject => "not_an_object",
-            Reason::MissingTs => "missing_ts",
-            Reason::BadTs => "bad_ts",
-            Reason::MissingEventType => "missing_event_type",
-            Reason::UnknownEventType => "unknown_event_type",
-            Reason::BadEventType => "bad_event_type",
-            Reason::MissingStreamId => "missing_stream_id",
-            Reason::BadStreamId => "bad_stream_id",
-            Reason::BadUserId => "bad_user_id",
-            Reason::BadEventId => "bad_event_id",
-            Reason::BadMessageLen => "bad_message_len",
-            Reason::MissingAmount => "missing_amount",
-            Reason::BadAmount => "bad_amount",
-            Reason::AmountOutOfRange => "amount_out_of_range",
-            Reason::Late => "late",
+    /// A reason of its own name (snake_case, by convention).
+    pub const fn new(name: &'static str) -> Reason {
+        Reason(name)
+    }
+
+    /// The reason of a name known only at run time (`missing_<field>` from a JSON decoder):
+    /// kept once for the life of the process, which only a bounded set of names reaches.
+    pub fn named(name: &str) -> Reason {
+        static NAMES: std::sync::Mutex<Vec<&'static str>> = std::sync::Mutex::new(Vec::new());
+        let mut names = NAMES.lock().unwrap_or_else(|e| e.into_inner());
+        match names.iter().find(|known| **known == name) {
+            Some(known) => Reason(known),
+            None => {
+                let kept: &'static str = Box::leak(name.to_owned().into_boxed_str());
+                names.push(kept);
+                Reason(kept)
+            }
         }
     }
 
-    /// A dense index into [`Reason::ALL`], for counters.
-    pub fn index(self) -> usize {
-        self as usize
+    /// The name.
+    pub fn as_str(self) -> &'static str {
+        self.0
+    }
+}
+
+impl fmt::Debug for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0)
     }
 }
 
 impl fmt::Display for Reason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+        f.write_str(self.0)
+    }
+}
+
+impl Serialize for Reason {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Reason {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Reason, D::Error> {
+        let name = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        Ok(Reason::named(&name))
     }
 }
 
@@ -167,6 +140,34 @@ impl fmt::Display for StoredText {
     }
 }
 
+/// Why a payload was refused, with what could be read of it: what a decoder answers.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Refusal {
+    /// The rule it broke.
+    pub reason: Reason,
+    /// More about it, when there is more to say.
+    pub detail: Option<StoredText>,
+    /// Its `event_id`, when it had a readable one.
+    pub event_id: Option<StoredText>,
+}
+
+impl Refusal {
+    /// A refusal for `reason`, nothing more said.
+    pub fn new(reason: Reason) -> Refusal {
+        Refusal { reason, detail: None, event_id: None }
+    }
+
+    /// This refusal, with more said.
+    pub fn with_detail(self, detail: impl AsRef<str>) -> Refusal {
+        Refusal { detail: Some(StoredText::new(detail.as_ref())), ..self }
+    }
+
+    /// This refusal, with the record's id.
+    pub fn with_event_id(self, event_id: Option<&str>) -> Refusal {
+        Refusal { event_id: event_id.map(StoredText::new), ..self }
+    }
+}
+
 /// A refused record: where it came from, why, and the bytes themselves.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct DeadLetter {
@@ -189,6 +190,16 @@ pub struct DeadLetter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reasons_are_their_names() {
+        assert_eq!(Reason::Late.as_str(), "late");
+        assert_eq!(Reason::named("missing_product_id"), Reason::named("missing_product_id"));
+        assert_eq!(Reason::named("late"), Reason::Late);
+        let stored = serde_json::to_string(&Reason::NotJson).unwrap();
+        assert_eq!(stored, "\"not_json\"");
+        assert_eq!(serde_json::from_str::<Reason>(&stored).unwrap(), Reason::NotJson);
+    }
 
     #[test]
     fn stored_text_holds_no_nul() {

@@ -1,4 +1,5 @@
 //! The pipeline's own figures (spec §7), shared by all workers and read by whoever reports them.
+//! They only observe: nothing in the pipeline decides by them.
 //!
 //! Operators add to these counters once per batch, not per record.
 
@@ -7,14 +8,14 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
 use std::sync::Mutex;
 
 use crate::dead_letter::Reason;
-use crate::event::EventTime;
-use crate::source::{Offset, PartitionId, PartitionState, RecordBatch};
+use crate::position::{Offset, PartitionId, PartitionState, Progress};
+use crate::time::EventTime;
 
 /// Live counters of one pipeline run.
 #[derive(Debug)]
 pub struct Metrics {
     records: AtomicU64,
-    dead_letters: [AtomicU64; Reason::ALL.len()],
+    dead_letters: Mutex<BTreeMap<Reason, u64>>,
     per_partition: Mutex<BTreeMap<PartitionId, PartitionMetrics>>,
     pipeline_watermark: AtomicI64,
     open_windows: AtomicI64,
@@ -128,7 +129,7 @@ impl Default for Metrics {
     fn default() -> Self {
         Metrics {
             records: AtomicU64::new(0),
-            dead_letters: Default::default(),
+            dead_letters: Mutex::default(),
             per_partition: Mutex::default(),
             pipeline_watermark: AtomicI64::new(i64::MIN),
             open_windows: AtomicI64::new(0),
@@ -140,39 +141,26 @@ impl Default for Metrics {
 }
 
 impl Metrics {
-    /// Counts the records of `batch`, after which its partition has reached `max_ts`.
-    pub fn partition_read(&self, batch: &RecordBatch, max_ts: Option<EventTime>) {
-        self.records.fetch_add(batch.len() as u64, Relaxed);
+    /// Counts `records` read of a partition, which has reached `progress`.
+    pub fn partition_read(&self, progress: &Progress, records: u64) {
+        self.records.fetch_add(records, Relaxed);
         let mut per_partition = self.per_partition.lock().unwrap_or_else(|e| e.into_inner());
-        let known = per_partition.entry(batch.partition).or_default();
-        known.records += batch.len() as u64;
-        known.max_ts = known.max_ts.max(max_ts);
-        known.state = batch.state;
-        known.next_offset = known.next_offset.max(batch.next_offset);
-        if let Some(end) = batch.end_offset {
+        let known = per_partition.entry(progress.partition).or_default();
+        known.records += records;
+        known.max_ts = known.max_ts.max(progress.max_ts);
+        known.state = progress.state;
+        known.next_offset = known.next_offset.max(progress.next_offset);
+        if let Some(end) = progress.end_offset {
             known.lag = Some((end - known.next_offset).max(0));
         }
     }
 
-    /// The event time each of `partitions` has reached, and the least that any partition still
-    /// to be read has reached: what the source operator aligns partitions with. A partition
-    /// read to the end of its log is not waited for: pausing the others would not bring it
-    /// further, only stall them.
-    pub fn event_times(&self, partitions: &[PartitionId]) -> (Vec<Option<EventTime>>, Option<EventTime>) {
-        let per_partition = self.per_partition.lock().unwrap_or_else(|e| e.into_inner());
-        let slowest = per_partition
-            .values()
-            .filter(|p| p.state.holds_watermark() && p.lag != Some(0))
-            .map(|p| p.max_ts)
-            .min()
-            .flatten();
-        let own = partitions.iter().map(|p| per_partition.get(p).and_then(|m| m.max_ts)).collect();
-        (own, slowest)
-    }
-
-    /// Counts one dead letter.
-    pub fn dead_letter(&self, reason: Reason) {
-        self.dead_letters[reason.index()].fetch_add(1, Relaxed);
+    /// Counts dead letters by reason.
+    pub fn dead_letters(&self, reasons: impl IntoIterator<Item = (Reason, u64)>) {
+        let mut counts = self.dead_letters.lock().unwrap_or_else(|e| e.into_inner());
+        for (reason, count) in reasons {
+            *counts.entry(reason).or_default() += count;
+        }
     }
 
     /// Records the pipeline watermark.
@@ -194,11 +182,7 @@ impl Metrics {
 
     /// The counters now.
     pub fn snapshot(&self) -> MetricsSnapshot {
-        let dead_letters: BTreeMap<Reason, u64> = Reason::ALL
-            .into_iter()
-            .map(|reason| (reason, self.dead_letters[reason.index()].load(Relaxed)))
-            .filter(|(_, n)| *n > 0)
-            .collect();
+        let dead_letters = self.dead_letters.lock().unwrap_or_else(|e| e.into_inner()).clone();
         let records = self.records.load(Relaxed);
         let watermark = self.pipeline_watermark.load(Relaxed);
         MetricsSnapshot {

@@ -1,11 +1,8 @@
 //! The Kafka source against a real Kafka-protocol broker (tansu).
 
-use std::sync::Arc;
-
 use rskafka::client::partition::{Compression, UnknownTopicHandling};
 use rskafka::client::ClientBuilder;
 use rskafka::record::Record;
-use streamflow_core::checkpoint::{Checkpoint, PartitionPosition};
 use streamflow_core::source::Polled;
 use streamflow_core::{Kafka, KafkaConfig, Source, SourceContext};
 use streamflow_testkit::{Storage, Tansu};
@@ -41,10 +38,8 @@ fn resuming_inside_a_produced_batch_reads_the_rest_of_it() {
         let mut config = KafkaConfig::new(vec![broker.address()], "events");
         config.fetch_max_wait = std::time::Duration::from_millis(10);
         let kafka = Kafka::connect(config).unwrap();
-        let mut resume = Checkpoint::default();
-        resume.positions.insert(0, PartitionPosition { replay_from: start, ..PartitionPosition::start(0, 21) });
-        let context = SourceContext { worker: 0, peers: 1, resume: Arc::new(resume) };
-        let mut source = kafka.source(&context).unwrap();
+        let mut source = kafka.source(&SourceContext { worker: 0, peers: 1 });
+        source.resume(&std::collections::BTreeMap::from([(0, start)])).unwrap();
         let mut offsets = Vec::new();
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
         while offsets.len() < (21 - start) as usize && std::time::Instant::now() < deadline {

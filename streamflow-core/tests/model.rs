@@ -195,16 +195,7 @@ fn config(workers: usize) -> PipelineConfig {
 fn run(records: &[(PartitionId, Record)], workers: usize, sink: impl Sink) -> Result<(), streamflow_core::Error> {
     let payloads: Vec<(PartitionId, Vec<u8>)> = records.iter().map(|(p, r)| (*p, r.payload())).collect();
     Pipeline::new(config(workers))
-        .run(
-            move |ctx| {
-                let mut source = MemorySource::new(payloads.clone(), ctx.worker, ctx.peers);
-                for (partition, position) in &ctx.resume.positions {
-                    source = source.skip_to(*partition, position.replay_from);
-                }
-                Ok(Box::new(source))
-            },
-            sink,
-        )
+        .run(move |ctx| Ok(Box::new(MemorySource::new(payloads.clone(), ctx.worker, ctx.peers))), sink)
         .map(|_| ())
 }
 

@@ -4,7 +4,7 @@
 
 pub mod api;
 
-/// The README's Rust example, compiled and run as a doctest so that it cannot rot.
+/// The README's Rust examples, compiled and run as doctests so that they cannot rot.
 #[cfg(doctest)]
 #[doc = include_str!("../../README.md")]
 pub struct ReadmeDoctests;

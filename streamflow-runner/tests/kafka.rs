@@ -14,7 +14,7 @@ use rand::{Rng, SeedableRng};
 use rskafka::client::partition::{Compression, UnknownTopicHandling};
 use rskafka::client::ClientBuilder;
 use rskafka::record::Record;
-use streamflow_testkit::{Postgres, Storage, Tansu};
+use streamflow_testkit::{http_get, Postgres, Storage, Tansu};
 
 const EVENTS: u64 = 200_000;
 const TOPIC: &str = "stream.events";
@@ -244,6 +244,6 @@ fn smoke_what_the_original_smoke_test_checks() {
     assert_eq!(http_get(http, "/health"), (200, r#"{"ok":true}"#.to_owned()));
     let (status, top) = http_get(http, "/streams/top?by=donations_usd&minutes=5&n=1000");
     assert_eq!(status, 200, "{top}");
-    assert!(top.contains(r#"{"stream_id":"smoke_stream","value":123.45}"#), "{top}");
+    assert!(top.contains(r#"{"stream_id":"smoke_stream","donations_usd":123.45}"#), "{top}");
     pipeline.terminate();
 }

@@ -12,7 +12,7 @@ use common::*;
 use rskafka::client::partition::{Compression, UnknownTopicHandling};
 use rskafka::client::ClientBuilder;
 use rskafka::record::Record;
-use streamflow_testkit::{free_port, Postgres, Storage, Tansu};
+use streamflow_testkit::{free_port, http_get, Postgres, Storage, Tansu};
 
 /// Records of every kind the decoder refuses, and the worst a producer can send: U+0000 where
 /// text is stored, lone surrogates, values of 1 MiB + 1 byte, 2,000-digit amounts; with good

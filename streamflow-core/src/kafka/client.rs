@@ -20,7 +20,7 @@ use tokio::sync::Mutex;
 use super::connection::Connection;
 use super::records::{write_batch, BatchKind, Compression, Produced};
 use super::KafkaError;
-use crate::source::{Offset, PartitionId};
+use crate::position::{Offset, PartitionId};
 
 /// How to reach a cluster.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -10,7 +10,7 @@ use kafka_protocol::protocol::StrBytes;
 use super::client::partition_index;
 use super::records::Aborted;
 use super::{Connection, KafkaError};
-use crate::source::{Offset, PartitionId};
+use crate::position::{Offset, PartitionId};
 
 /// What a fetch brought.
 #[derive(Debug, Default)]

@@ -12,22 +12,20 @@
 //! * [`client`]: the cluster — brokers, leaders, offsets, topics — and [`PartitionProducer`].
 //! * [`fetch`]: one fetch of one partition, read committed.
 //! * [`records`]: the record batch format, read and written.
-//! * [`partitioner`]: which partition a keyed record goes to, as every Kafka producer decides.
 
-pub(crate) mod client;
+pub mod client;
 pub mod connection;
 pub mod fetch;
-pub mod partitioner;
 pub mod records;
 
+pub use crate::position::partition_of;
 pub use client::{ClientConfig, KafkaClient, OffsetAt, PartitionInfo, PartitionProducer};
 pub use connection::Connection;
-pub use partitioner::partition_of;
 pub use records::{Compression, Produced};
 
 use kafka_protocol::error::{ParseResponseErrorCode, ResponseError};
 
-use crate::source::PartitionId;
+use crate::position::PartitionId;
 
 /// Why a request to Kafka failed.
 #[derive(Debug, thiserror::Error)]

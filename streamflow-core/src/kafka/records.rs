@@ -15,7 +15,8 @@
 
 use std::io::{Read as _, Write as _};
 
-use crate::source::{Offset, RecordBatch};
+use crate::batch::RecordBatch;
+use crate::position::Offset;
 
 /// The bytes of a batch's header, up to its records.
 const HEADER_LEN: usize = 61;

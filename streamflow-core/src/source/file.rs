@@ -1,11 +1,15 @@
 //! A JSON-lines file (or standard input) as a source of one partition, whose offsets are line
 //! numbers counted from 0.
 
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{self, BufRead, BufReader};
 use std::path::Path;
 
-use super::{Offset, PartitionId, PartitionState, Polled, RecordBatch, Source, SourceError};
+use super::{Polled, Source};
+use crate::batch::RecordBatch;
+use crate::error::{Error, SourceError};
+use crate::position::{Offset, PartitionId, PartitionState};
 
 const READ_BUFFER_BYTES: usize = 1 << 20;
 
@@ -28,7 +32,7 @@ impl FileSource {
         let reader: Box<dyn BufRead + Send> = if name == "-" {
             Box::new(BufReader::with_capacity(READ_BUFFER_BYTES, io::stdin()))
         } else {
-            let file = File::open(path).map_err(|source| SourceError::Io { what: name.clone(), source })?;
+            let file = File::open(path).map_err(|source| Error::io(&name, source))?;
             Box::new(BufReader::with_capacity(READ_BUFFER_BYTES, file))
         };
         Ok(FileSource::from_reader(name, reader))
@@ -39,19 +43,10 @@ impl FileSource {
         FileSource { name: name.into(), reader, next_offset: 0, line: Vec::new(), exhausted: false }
     }
 
-    /// Skips the lines before `offset`, to resume where a previous run stopped.
-    pub fn resume_at(mut self, offset: Offset) -> Result<FileSource, SourceError> {
-        while self.next_offset < offset && self.read_line()? {}
-        Ok(self)
-    }
-
     /// Reads the next line into `self.line`, without its line ending; false at the end.
     fn read_line(&mut self) -> Result<bool, SourceError> {
         self.line.clear();
-        let read = self
-            .reader
-            .read_until(b'\n', &mut self.line)
-            .map_err(|source| SourceError::Io { what: self.name.clone(), source })?;
+        let read = self.reader.read_until(b'\n', &mut self.line).map_err(|source| Error::io(&self.name, source))?;
         if read == 0 {
             return Ok(false);
         }
@@ -67,6 +62,13 @@ impl FileSource {
 }
 
 impl Source for FileSource {
+    /// Skips the lines before where the partition resumes.
+    fn resume(&mut self, from: &BTreeMap<PartitionId, Offset>) -> Result<(), SourceError> {
+        let offset = from.get(&Self::PARTITION).copied().unwrap_or(0);
+        while self.next_offset < offset && self.read_line()? {}
+        Ok(())
+    }
+
     fn positions(&self) -> Vec<(PartitionId, Offset)> {
         vec![(Self::PARTITION, self.next_offset)]
     }
@@ -116,8 +118,8 @@ mod tests {
 
     #[test]
     fn resumes_at_an_offset() {
-        let source = FileSource::from_reader("test", Box::new(io::Cursor::new("a\nb\nc\n")));
-        let mut source = source.resume_at(2).unwrap();
+        let mut source = FileSource::from_reader("test", Box::new(io::Cursor::new("a\nb\nc\n")));
+        source.resume(&BTreeMap::from([(0, 2)])).unwrap();
         assert_eq!(source.positions(), vec![(0, 2)]);
         assert_eq!(read_all(&mut source), vec![(2, b"c".to_vec())]);
     }

@@ -11,8 +11,7 @@
 //!   follows the leader, retries with backoff
 //! ```
 //! No consumer group is needed: the offsets live with the results in the sink's checkpoint, and
-//! a restarted pipeline starts each partition where that checkpoint says
-//! ([`SourceContext::start_offset`]). On a first run a partition starts at
+//! a restarted pipeline starts each partition where that checkpoint says ([`Source::resume`]). On a first run a partition starts at
 //! [`KafkaConfig::start`]; a partition the checkpoint does not know (added to the topic since),
 //! and one added while the pipeline runs, starts at its earliest offset, so that nothing
 //! produced to it is missed.
@@ -29,11 +28,13 @@ use kafka_protocol::error::ResponseError;
 use tokio::runtime::Runtime;
 use tokio::sync::mpsc;
 
-use super::{Offset, PartitionId, PartitionState, Polled, RecordBatch, Source, SourceError};
-use crate::dataflow::SourceContext;
+use super::{Polled, Source, SourceContext};
+use crate::batch::RecordBatch;
+use crate::error::{Error, SourceError};
 use crate::kafka::fetch::fetch;
 use crate::kafka::records::read_batches;
 use crate::kafka::{ClientConfig, Connection, KafkaClient, KafkaError, OffsetAt};
+use crate::position::{Offset, PartitionId, PartitionState};
 
 /// Where a partition never read before starts.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -143,7 +144,7 @@ impl Kafka {
             .thread_name("kafka")
             .enable_all()
             .build()
-            .map_err(|source| SourceError::Io { what: "the Kafka runtime".into(), source })?;
+            .map_err(|source| Error::io("the Kafka runtime", source))?;
         let (client, partitions) = runtime.block_on(async {
             let mut wait = Duration::ZERO;
             loop {
@@ -155,7 +156,11 @@ impl Kafka {
                             retry_in = ?wait, "Kafka is not ready; waiting.");
                         tokio::time::sleep(wait).await;
                     }
-                    Err(problem) => return Err(SourceError::Fatal(format!("cannot read {}: {problem}", config.topic))),
+                    Err(problem) => {
+                        return Err(
+                            Error::rejected(format!("cannot read {}: {problem}", config.topic)).caused_by(problem)
+                        )
+                    }
                 }
             }
         })?;
@@ -170,22 +175,22 @@ impl Kafka {
         self.listed.lock().unwrap_or_else(|e| e.into_inner()).partitions.clone()
     }
 
-    /// The reader of the partitions `ctx`'s worker owns: starts a fetcher for each, at the
-    /// checkpoint's offset or else where a partition new to the pipeline starts.
-    pub fn source(&self, ctx: &SourceContext) -> Result<KafkaSource, SourceError> {
-        let mut source = KafkaSource {
+    /// The reader of the partitions `ctx`'s worker owns. When the pipeline resumes it, it
+    /// starts a fetcher for each, at the checkpoint's offset or else where a partition new to the
+    /// pipeline starts.
+    pub fn source(&self, ctx: &SourceContext) -> KafkaSource {
+        KafkaSource {
             partitions: BTreeMap::new(),
             idle_timeout: self.config.idle_timeout,
             turn: 0,
-            context: ctx.clone(),
+            context: *ctx,
+            resumed: None,
             config: self.config.clone(),
             client: Arc::clone(&self.client),
             runtime: self.runtime.handle().clone(),
             listed: Arc::clone(&self.listed),
             listed_version: u64::MAX,
-        };
-        source.start_new_partitions(true)?;
-        Ok(source)
+        }
     }
 }
 
@@ -256,6 +261,8 @@ pub struct KafkaSource {
     idle_timeout: Option<Duration>,
     turn: usize,
     context: SourceContext,
+    /// Where the checkpoint resumes each partition, once the pipeline said.
+    resumed: Option<BTreeMap<PartitionId, Offset>>,
     config: KafkaConfig,
     client: Arc<KafkaClient>,
     runtime: tokio::runtime::Handle,
@@ -276,6 +283,7 @@ impl KafkaSource {
     /// first call (`at_start`), the start offsets are looked up before returning, so that the
     /// pipeline knows where every partition starts.
     fn start_new_partitions(&mut self, at_start: bool) -> Result<(), SourceError> {
+        let Some(resumed) = self.resumed.clone() else { return Ok(()) };
         let (partitions, version) = {
             let listed = self.listed.lock().unwrap_or_else(|e| e.into_inner());
             if listed.version == self.listed_version {
@@ -287,15 +295,14 @@ impl KafkaSource {
         if self.config.until_end && !at_start {
             return Ok(()); // a replay reads the partitions there were when it started
         }
-        let resumed = !self.context.resume.positions.is_empty();
         for partition in partitions {
             if !self.context.owns(partition) || self.partitions.contains_key(&partition) {
                 continue;
             }
-            let start = match self.context.start_offset(partition) {
-                Some(offset) => Start::At(offset),
+            let start = match resumed.get(&partition) {
+                Some(&offset) => Start::At(offset),
                 // New to the pipeline since its first run: nothing produced to it may be missed.
-                None if resumed || !at_start => Start::Earliest,
+                None if !resumed.is_empty() || !at_start => Start::Earliest,
                 None if self.config.start == StartOffsets::Earliest => Start::Earliest,
                 None => Start::Latest,
             };
@@ -367,10 +374,11 @@ impl KafkaSource {
                     std::thread::sleep(wait);
                 }
                 Err(error) => {
-                    return Err(SourceError::Fatal(format!(
-                        "cannot find {what} (partition {partition} of {}): {error}",
+                    return Err(Error::rejected(format!(
+                        "cannot find {what} (partition {partition} of {})",
                         self.config.topic
-                    )))
+                    ))
+                    .caused_by(error))
                 }
             }
         }
@@ -378,6 +386,11 @@ impl KafkaSource {
 }
 
 impl Source for KafkaSource {
+    fn resume(&mut self, from: &BTreeMap<PartitionId, Offset>) -> Result<(), SourceError> {
+        self.resumed = Some(from.clone());
+        self.start_new_partitions(true)
+    }
+
     fn positions(&self) -> Vec<(PartitionId, Offset)> {
         self.partitions.iter().filter_map(|(&partition, f)| f.next_offset.map(|offset| (partition, offset))).collect()
     }
@@ -442,9 +455,7 @@ impl Source for KafkaSource {
                 }
                 Ok(Err(error)) => return Err(error),
                 Err(mpsc::error::TryRecvError::Empty) => {}
-                Err(mpsc::error::TryRecvError::Disconnected) => {
-                    return Err(SourceError::Fatal("a Kafka fetcher stopped".into()));
-                }
+                Err(mpsc::error::TryRecvError::Disconnected) => return Err(Error::new("a Kafka fetcher stopped")),
             }
         }
         Ok(Polled::Pending)
@@ -510,7 +521,7 @@ impl Fetcher {
                 Err(KafkaError::Refused { error: ResponseError::OffsetOutOfRange, .. }) => {
                     // The records between here and the log's start are gone (retention): they can
                     // no longer be counted, and skipping them silently would break exactly-once.
-                    Err(SourceError::Fatal(format!(
+                    Err(Error::data_lost(format!(
                         "offset {} of partition {} of {} is no longer in the log; reset the pipeline's offsets \
                          to go on without the records that were lost",
                         offset.unwrap_or_default(),
@@ -526,7 +537,7 @@ impl Fetcher {
                     tokio::time::sleep(wait).await;
                     continue;
                 }
-                Err(error) => Err(SourceError::Fatal(format!(
+                Err(error) => Err(Error::rejected(format!(
                     "cannot read partition {} of {}: {error}",
                     self.partition, self.config.topic
                 ))),

@@ -2,7 +2,10 @@
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
-use super::{owns, Offset, PartitionId, PartitionState, Polled, RecordBatch, Source, SourceError};
+use super::{Polled, Source};
+use crate::batch::RecordBatch;
+use crate::error::SourceError;
+use crate::position::{owns, Offset, PartitionId, PartitionState};
 
 /// Serves the records of the partitions a worker owns, each partition's offsets counted from 0.
 #[derive(Clone, Debug, Default)]
@@ -32,19 +35,19 @@ impl MemorySource {
         }
         MemorySource { partitions, turn: 0, paused: BTreeSet::new() }
     }
+}
 
-    /// Starts `partition` at `offset`, as a resumed pipeline does.
-    pub fn skip_to(mut self, partition: PartitionId, offset: Offset) -> MemorySource {
-        if let Some(part) = self.partitions.get_mut(&partition) {
+impl Source for MemorySource {
+    fn resume(&mut self, from: &BTreeMap<PartitionId, Offset>) -> Result<(), SourceError> {
+        for (partition, part) in &mut self.partitions {
+            let offset = from.get(partition).copied().unwrap_or(0);
             let skip = usize::try_from(offset - part.next).unwrap_or(0).min(part.queue.len());
             part.queue.drain(..skip);
             part.next += skip as Offset;
         }
-        self
+        Ok(())
     }
-}
 
-impl Source for MemorySource {
     fn positions(&self) -> Vec<(PartitionId, Offset)> {
         self.partitions.iter().map(|(&partition, part)| (partition, part.next)).collect()
     }

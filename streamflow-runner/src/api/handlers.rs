@@ -1,72 +1,76 @@
-//! The routes of spec §6, one handler each. Handlers answer JSON; a bad parameter is a 400
-//! naming it, an unavailable database a 503.
+//! The routes of spec §6, one handler each, their answers spelled out from the column
+//! description. Handlers answer JSON; a bad parameter is a 400 naming it, an unavailable
+//! database a 503.
 
+use serde::ser::{SerializeMap, Serializer};
 use serde::Serialize;
-use streamflow_core::Row;
+use serde_json::value::RawValue;
+use streamflow_core::schema::{Columns, GenericRow, Number};
 use warp::http::StatusCode;
 use warp::reply::{json, with_status, Response};
-
 use warp::Reply;
 
-use super::params::{stream_from_path, BadParameter, By, MetricsParams, Query, RangeParams, TopParams};
+use super::params::{key_from_path, BadParameter, MetricsParams, Query, RangeParams, TopParams};
 use super::store::{Order, Ranked, Store, Unavailable};
 
-/// A row as the API shows it.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct RowBody {
-    /// RFC 3339, UTC.
-    pub window_start: String,
-    /// RFC 3339, UTC.
-    pub window_end: String,
-    /// The stream.
-    pub stream_id: String,
-    /// Accepted events.
-    pub events: u64,
-    /// `chat_message` events.
-    pub chat_messages: u64,
-    /// `donation` events.
-    pub donations_count: u64,
-    /// Their exact sum, with two decimals.
-    #[schema(value_type = f64)]
-    pub donations_usd: Box<serde_json::value::RawValue>,
-    /// `viewer_join` events.
-    pub viewer_joins: u64,
-    /// `viewer_leave` events.
-    pub viewer_leaves: u64,
-    /// Joins minus leaves.
-    pub net_viewer_delta: i64,
-    /// Distinct users.
-    pub unique_viewers: u64,
-    /// The running audience at the window's end.
-    pub active_viewers: u64,
-}
+/// A value of a column as JSON: an integer, a decimal with exactly its scale's digits, or null.
+struct ValueJson(Number, Option<i64>);
 
-impl From<&Row> for RowBody {
-    fn from(row: &Row) -> RowBody {
-        RowBody {
-            window_start: row.window_start.to_string(),
-            window_end: row.window_end.to_string(),
-            stream_id: row.stream_id.to_string(),
-            events: row.events,
-            chat_messages: row.chat_messages,
-            donations_count: row.donations_count,
-            donations_usd: serde_json::value::RawValue::from_string(row.donations_usd.to_string())
-                .expect("a decimal number is JSON"),
-            viewer_joins: row.viewer_joins,
-            viewer_leaves: row.viewer_leaves,
-            net_viewer_delta: row.net_viewer_delta,
-            unique_viewers: row.unique_viewers,
-            active_viewers: row.active_viewers,
+impl Serialize for ValueJson {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match (self.0, self.1) {
+            (_, None) => serializer.serialize_none(),
+            (Number::Integer, Some(value)) => serializer.serialize_i64(value),
+            (number, Some(value)) => {
+                let raw = RawValue::from_string(number.format(value)).map_err(serde::ser::Error::custom)?;
+                raw.serialize(serializer)
+            }
         }
     }
 }
 
-fn rows(rows: &[Row]) -> Vec<RowBody> {
-    rows.iter().map(RowBody::from).collect()
+/// A row as the API shows it: its window, its key, then each column by name.
+pub struct RowJson<'a> {
+    columns: &'a Columns,
+    row: &'a GenericRow,
+}
+
+impl Serialize for RowJson<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(self.columns.len() + 3))?;
+        map.serialize_entry("window_start", &self.row.window_start.to_string())?;
+        map.serialize_entry("window_end", &self.row.window_end.to_string())?;
+        map.serialize_entry(self.columns.key(), self.row.key.as_str())?;
+        for (i, column) in self.columns.iter().enumerate() {
+            map.serialize_entry(&column.name, &ValueJson(column.number, self.row.values.get(i).copied().flatten()))?;
+        }
+        map.end()
+    }
+}
+
+fn rows<'a>(columns: &'a Columns, rows: &'a [GenericRow]) -> Vec<RowJson<'a>> {
+    rows.iter().map(|row| RowJson { columns, row }).collect()
+}
+
+/// A ranked key as the API shows it: the key, and the value under its column's name.
+struct RankedJson<'a> {
+    key: &'a str,
+    column: &'a str,
+    value: ValueJson,
+    key_name: &'a str,
+}
+
+impl Serialize for RankedJson<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(2))?;
+        map.serialize_entry(self.key_name, self.key)?;
+        map.serialize_entry(self.column, &self.value)?;
+        map.end()
+    }
 }
 
 /// `{"ok": …}`.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Serialize)]
 pub struct HealthBody {
     /// Whether the database answers.
     pub ok: bool,
@@ -76,57 +80,14 @@ pub struct HealthBody {
 }
 
 /// `{"error": …}`.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Serialize)]
 pub struct ErrorBody {
     /// What went wrong; a bad parameter is named.
     pub error: String,
 }
 
-/// The answer of `/metrics`.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct MetricsBody {
-    /// The newest window start in the table (of `stream_id`, when given), whatever the range.
-    pub latest_window_start: Option<String>,
-    /// Newest first.
-    pub rows: Vec<RowBody>,
-}
-
-/// The answer of `/metrics/latest`.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct LatestBody {
-    /// Each stream's newest window, by stream.
-    pub rows: Vec<RowBody>,
-}
-
-/// The answer of `/streams/top`.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct TopBody {
-    /// What the streams are ranked by.
-    pub by: By,
-    /// Minutes of windows counted.
-    pub minutes: i64,
-    /// The first window start counted.
-    pub from: String,
-    /// The end of the range, exclusive.
-    pub to: String,
-    /// Best first; ties by stream.
-    pub streams: Vec<Ranked>,
-}
-
-/// The answer of `/streams/{stream_id}/metrics`.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct StreamMetricsBody {
-    /// The stream.
-    pub stream_id: String,
-    /// The first window start counted (RFC 3339).
-    pub from: String,
-    /// The end of the range, exclusive (RFC 3339).
-    pub to: String,
-    /// Oldest first.
-    pub rows: Vec<RowBody>,
-}
-
 /// Why a request failed.
+#[derive(Debug)]
 pub enum Failure {
     /// A parameter is wrong: 400.
     Bad(BadParameter),
@@ -164,11 +125,7 @@ pub fn error_reply(status: StatusCode, error: String) -> Response {
     with_status(json(&ErrorBody { error }), status).into_response()
 }
 
-/// Whether the database answers.
-#[utoipa::path(get, path = "/health", responses(
-    (status = 200, description = "The database answers", body = HealthBody),
-    (status = 503, description = "The database does not answer", body = HealthBody),
-))]
+/// `GET /health`: whether the database answers.
 pub async fn health(store: Store) -> Response {
     match store.health().await {
         Ok(()) => json(&HealthBody { ok: true, error: None }).into_response(),
@@ -180,68 +137,102 @@ pub async fn health(store: Store) -> Response {
     }
 }
 
-/// Rows of the last `minutes` before `at`, newest first.
-#[utoipa::path(get, path = "/metrics", params(MetricsParams), responses(
-    (status = 200, body = MetricsBody),
-    (status = 400, description = "A bad parameter, named", body = ErrorBody),
-    (status = 503, description = "The database does not answer", body = ErrorBody),
-))]
-pub async fn metrics(store: Store, query: Query) -> Result<MetricsBody, Failure> {
-    let params = MetricsParams::parse(&query)?;
-    let stream = params.stream_id.as_deref();
-    let found = store.rows(params.range.from, params.range.to, stream, Order::NewestFirst, params.limit).await?;
-    let latest = store.latest_window(stream).await?;
-    Ok(MetricsBody { latest_window_start: latest.map(|t| t.to_string()), rows: rows(&found) })
+/// An answer, as JSON bytes.
+pub type Answer = Result<bytes::Bytes, Failure>;
+
+fn body(value: &impl Serialize) -> bytes::Bytes {
+    bytes::Bytes::from(serde_json::to_vec(value).unwrap_or_default())
 }
 
-/// Each stream's newest window.
-#[utoipa::path(get, path = "/metrics/latest", responses(
-    (status = 200, body = LatestBody),
-    (status = 503, description = "The database does not answer", body = ErrorBody),
-))]
-pub async fn latest(store: Store) -> Result<LatestBody, Failure> {
-    Ok(LatestBody { rows: rows(&store.latest_per_stream().await?) })
+/// `GET /metrics`: rows of the last `minutes` before `at`, newest first.
+pub async fn metrics(store: Store, query: Query) -> Answer {
+    let columns = store.columns();
+    let params = MetricsParams::parse(&query, columns)?;
+    let key = params.key.as_deref();
+    let found = store.rows(params.range.from, params.range.to, key, Order::NewestFirst, params.limit).await?;
+    let latest = store.latest_window(key).await?;
+    #[derive(Serialize)]
+    struct Body<'a> {
+        latest_window_start: Option<String>,
+        rows: Vec<RowJson<'a>>,
+    }
+    Ok(body(&Body { latest_window_start: latest.map(|t| t.to_string()), rows: rows(columns, &found) }))
 }
 
-/// Streams ranked over the last `minutes` before `at`.
-#[utoipa::path(get, path = "/streams/top", params(TopParams), responses(
-    (status = 200, body = TopBody),
-    (status = 400, description = "A bad parameter, named", body = ErrorBody),
-    (status = 503, description = "The database does not answer", body = ErrorBody),
-))]
-pub async fn top(store: Store, query: Query) -> Result<TopBody, Failure> {
-    let params = TopParams::parse(&query)?;
-    let streams = store.top(params.range.from, params.range.to, params.by, params.n).await?;
-    Ok(TopBody {
-        by: params.by,
+/// `GET /metrics/latest`: each key's newest window.
+pub async fn latest(store: Store) -> Answer {
+    let found = store.latest_per_key().await?;
+    #[derive(Serialize)]
+    struct Body<'a> {
+        rows: Vec<RowJson<'a>>,
+    }
+    Ok(body(&Body { rows: rows(store.columns(), &found) }))
+}
+
+/// `GET /streams/top`: keys ranked over the last `minutes` before `at`.
+pub async fn top(store: Store, query: Query) -> Answer {
+    let columns = store.columns();
+    let params = TopParams::parse(&query, columns)?;
+    let ranked: Vec<Ranked> = store.top(params.range.from, params.range.to, params.by, params.n).await?;
+    let column = columns.get(params.by.column).expect("a ranked column");
+    #[derive(Serialize)]
+    struct Body<'a> {
+        by: &'a str,
+        minutes: i64,
+        from: String,
+        to: String,
+        rows: Vec<RankedJson<'a>>,
+    }
+    let rows = ranked
+        .iter()
+        .map(|(key, value)| RankedJson {
+            key,
+            column: &column.name,
+            value: ValueJson(column.number, *value),
+            key_name: columns.key(),
+        })
+        .collect();
+    Ok(body(&Body {
+        by: &column.name,
         minutes: params.minutes,
         from: params.range.from.to_string(),
         to: params.range.to.to_string(),
-        streams,
-    })
+        rows,
+    }))
 }
 
 /// The most rows `/streams/{stream_id}/metrics` answers: a week of one-minute windows.
 const MAX_ROWS: i64 = super::params::MAX_MINUTES;
 
-/// One stream's windows in a time range, oldest first (at most 10,080).
-#[utoipa::path(get, path = "/streams/{stream_id}/metrics", params(
-    ("stream_id" = String, Path, description = "The stream"),
-    RangeParams,
-), responses(
-    (status = 200, body = StreamMetricsBody),
-    (status = 400, description = "A bad parameter, named", body = ErrorBody),
-    (status = 503, description = "The database does not answer", body = ErrorBody),
-))]
-pub async fn stream_metrics(store: Store, stream_id: String, query: Query) -> Result<StreamMetricsBody, Failure> {
-    let stream_id = stream_from_path(&stream_id)?;
+/// `GET /streams/{stream_id}/metrics`: one key's windows in a time range, oldest first.
+pub async fn key_metrics(store: Store, key: String, query: Query) -> Answer {
+    let columns = store.columns();
+    let key = key_from_path(columns.key(), &key)?;
     let params = RangeParams::parse(&query)?;
     let (from, to) = (params.range.from, params.range.to);
-    let found = store.rows(from, to, Some(&stream_id), Order::OldestFirst, MAX_ROWS).await?;
-    Ok(StreamMetricsBody {
-        stream_id,
-        from: params.range.from.to_string(),
-        to: params.range.to.to_string(),
-        rows: rows(&found),
-    })
+    let found = store.rows(from, to, Some(&key), Order::OldestFirst, MAX_ROWS).await?;
+    struct Body<'a> {
+        key_name: &'a str,
+        key: &'a str,
+        from: String,
+        to: String,
+        rows: Vec<RowJson<'a>>,
+    }
+    impl Serialize for Body<'_> {
+        fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+            let mut map = serializer.serialize_map(Some(4))?;
+            map.serialize_entry(self.key_name, self.key)?;
+            map.serialize_entry("from", &self.from)?;
+            map.serialize_entry("to", &self.to)?;
+            map.serialize_entry("rows", &self.rows)?;
+            map.end()
+        }
+    }
+    Ok(body(&Body {
+        key_name: columns.key(),
+        key: &key,
+        from: from.to_string(),
+        to: to.to_string(),
+        rows: rows(columns, &found),
+    }))
 }

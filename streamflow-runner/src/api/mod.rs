@@ -7,6 +7,7 @@
 
 pub mod cache;
 pub mod handlers;
+pub mod openapi;
 pub mod params;
 pub mod store;
 pub mod telemetry;
@@ -18,14 +19,12 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde::Serialize;
-use utoipa::OpenApi;
 use warp::http::StatusCode;
 use warp::reply::Response;
 use warp::{Filter, Rejection, Reply};
 
 use cache::AnswerCache;
-use handlers::{error_reply, failure_reply, json_reply, Failure};
+use handlers::{error_reply, failure_reply, json_reply, Answer, Failure};
 use params::Query;
 pub use store::Store;
 use store::Unavailable;
@@ -34,32 +33,12 @@ pub use telemetry::Telemetry;
 /// How long a request may take before it is answered 503.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// The API's description, generated from the handlers' annotations.
-#[derive(OpenApi)]
-#[openapi(
-    info(title = "streamflow", description = "Per-minute metrics of live streams (spec §6)."),
-    paths(
-        handlers::health,
-        handlers::metrics,
-        handlers::latest,
-        handlers::top,
-        handlers::stream_metrics,
-        telemetry::prometheus_route
-    )
-)]
-pub struct ApiDoc;
-
 /// A handler's answer: from the cache when an answer to `key` is fresh there, else computed
 /// (and kept when it succeeds), or 503 when it takes longer than [`REQUEST_TIMEOUT`].
-async fn within<T: Serialize>(
-    cache: AnswerCache,
-    key: String,
-    handler: impl Future<Output = Result<T, Failure>>,
-) -> Response {
+async fn within(cache: AnswerCache, key: String, handler: impl Future<Output = Answer>) -> Response {
     let answer = async {
         let timed_out = || Failure::Unavailable(Unavailable(format!("no answer within {REQUEST_TIMEOUT:?}")));
-        let answer = tokio::time::timeout(REQUEST_TIMEOUT, handler).await.unwrap_or_else(|_| Err(timed_out()))?;
-        Ok::<_, Failure>(bytes::Bytes::from(serde_json::to_vec(&answer).unwrap_or_default()))
+        tokio::time::timeout(REQUEST_TIMEOUT, handler).await.unwrap_or_else(|_| Err(timed_out()))
     };
     // Boxed: the answer's future, inside the cache's, is too large for a small stack.
     match Box::pin(cache.get_or_compute(key, Box::pin(answer))).await {
@@ -68,12 +47,16 @@ async fn within<T: Serialize>(
     }
 }
 
-/// The routes, ready to serve; answers are kept for `cache_ttl` (zero keeps none).
+/// The routes, ready to serve; answers are kept for `cache_ttl` (zero keeps none). The routes
+/// of rankings and of one key's rows are named after the store's table: `/streams/top`,
+/// `/streams/{stream_id}/metrics`.
 pub fn routes(
     store: Store,
     telemetry: Arc<Telemetry>,
     cache_ttl: Duration,
 ) -> impl Filter<Extract = (impl Reply,), Error = Infallible> + Clone {
+    let columns = store.columns().clone();
+    telemetry.with_routes(columns.keys(), columns.key());
     let answers = AnswerCache::new(cache_ttl, cache::DEFAULT_MAX_BYTES);
     telemetry.with_cache(answers.clone());
     let cache = warp::any().map(move || answers.clone());
@@ -83,6 +66,8 @@ pub fn routes(
         let telemetry = Arc::clone(&telemetry);
         warp::any().map(move || Arc::clone(&telemetry))
     };
+    let keys = columns.keys().to_owned();
+    let document = Arc::new(serde_json::to_vec(&openapi::document(&columns)).unwrap_or_default());
 
     let health = warp::path!("health").and(store.clone()).then(|store: Store| async move {
         tokio::time::timeout(REQUEST_TIMEOUT, handlers::health(store)).await.unwrap_or_else(|_| {
@@ -98,23 +83,29 @@ pub fn routes(
         .and(store.clone())
         .and(cache.clone())
         .then(|store, cache| within(cache, "/metrics/latest".to_owned(), handlers::latest(store)));
-    let top = warp::path!("streams" / "top").and(store.clone()).and(query).and(cache.clone()).then(
-        |store, query: Query, cache| {
-            let key = query.key("/streams/top");
+    let top = warp::path(keys.clone())
+        .and(warp::path("top"))
+        .and(warp::path::end())
+        .and(store.clone())
+        .and(query)
+        .and(cache.clone())
+        .then(|store, query: Query, cache| {
+            let key = query.key("/top");
             within(cache, key, handlers::top(store, query))
-        },
-    );
-    let stream_metrics = warp::path!("streams" / String / "metrics").and(store.clone()).and(query).and(cache).then(
-        |stream_id: String, store, query: Query, cache| {
-            let key = query.key(&format!("/streams/{}/{stream_id}/metrics", stream_id.len()));
-            within(cache, key, handlers::stream_metrics(store, stream_id, query))
-        },
-    );
+        });
+    let key_metrics = warp::path(keys)
+        .and(warp::path::param::<String>())
+        .and(warp::path("metrics"))
+        .and(warp::path::end())
+        .and(store.clone())
+        .and(query)
+        .and(cache)
+        .then(|id: String, store, query: Query, cache| {
+            let key = query.key(&format!("/key/{}/{id}/metrics", id.len()));
+            within(cache, key, handlers::key_metrics(store, id, query))
+        });
     let prometheus = warp::path!("prometheus").and(store).and(with_telemetry).then(telemetry::prometheus_route);
-    let openapi = warp::path!("openapi.json").map(|| {
-        let json = ApiDoc::openapi().to_json().unwrap_or_default();
-        warp::reply::with_header(json, "content-type", "application/json").into_response()
-    });
+    let openapi = warp::path!("openapi.json").map(move || json_reply(bytes::Bytes::from(document.to_vec())));
 
     warp::get()
         .and(
@@ -125,7 +116,7 @@ pub fn routes(
                 .unify()
                 .or(top)
                 .unify()
-                .or(stream_metrics)
+                .or(key_metrics)
                 .unify()
                 .or(prometheus)
                 .unify()
@@ -144,7 +135,8 @@ async fn rejected(rejection: Rejection) -> Result<Response, Infallible> {
     } else if let Some(error) = rejection.find::<warp::reject::InvalidQuery>() {
         (StatusCode::BAD_REQUEST, format!("the query string is not valid: {error}"))
     } else if rejection.find::<warp::reject::MethodNotAllowed>().is_some() {
-        (StatusCode::METHOD_NOT_ALLOWED, "only GET is served".to_owned())
+        let refused = error_reply(StatusCode::METHOD_NOT_ALLOWED, "only GET is served".to_owned());
+        return Ok(warp::reply::with_header(refused, "allow", "GET").into_response());
     } else {
         (StatusCode::BAD_REQUEST, format!("the request is not valid: {rejection:?}"))
     };

@@ -1,10 +1,12 @@
 //! The query parameters of the routes: parsed and checked before anything is asked of the
-//! store, each refusal naming the parameter (spec §6). No route builds SQL from request text:
-//! values are bound, and `by` picks one of six fixed statements.
+//! store, each refusal naming the parameter (spec §6); an empty parameter counts as absent. No
+//! route builds SQL from request text: values are bound, and `by` picks a column of the
+//! description by name.
 
 use std::collections::HashMap;
 
-use streamflow_core::{EventTime, Row};
+use streamflow_core::schema::{Columns, Kind};
+use streamflow_core::EventTime;
 
 /// A parameter the request got wrong.
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
@@ -13,96 +15,26 @@ pub struct BadParameter(pub String);
 
 /// The longest window range a request may span: a week, in minutes.
 pub const MAX_MINUTES: i64 = 10_080;
+/// The default and the bounds of `minutes`.
+pub const MINUTES: (i64, i64, i64) = (10, 1, MAX_MINUTES);
+/// The default and the bounds of `/metrics`'s `limit`.
+pub const LIMIT: (i64, i64, i64) = (100, 1, 1000);
+/// The default and the bounds of `/streams/top`'s `n`.
+pub const TOP: (i64, i64, i64) = (10, 1, 1000);
+/// The longest key a request may name, in characters. No stored key is longer than 128 bytes,
+/// but a longer one is answered with no rows rather than refused, so that the description's
+/// `maxLength` (in characters) is the server's only rule.
+pub const MAX_KEY_CHARS: usize = 1024;
+/// The range of `/streams/{id}/metrics` when one end is not given: an hour.
+pub const DEFAULT_RANGE_MINUTES: i64 = 60;
 
-/// What `/streams/top` ranks by.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum By {
-    /// The newest window's running audience.
-    ActiveViewers,
-    /// The sum of donations.
-    DonationsUsd,
-    /// The number of donations.
-    DonationsCount,
-    /// The number of chat messages.
-    ChatMessages,
-    /// The number of events.
-    Events,
-    /// The sum of each window's distinct viewers.
-    UniqueViewers,
-}
-
-impl By {
-    const ALL: [By; 6] =
-        [By::ActiveViewers, By::DonationsUsd, By::DonationsCount, By::ChatMessages, By::Events, By::UniqueViewers];
-
-    /// The name used in requests and answers.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            By::ActiveViewers => "active_viewers",
-            By::DonationsUsd => "donations_usd",
-            By::DonationsCount => "donations_count",
-            By::ChatMessages => "chat_messages",
-            By::Events => "events",
-            By::UniqueViewers => "unique_viewers",
-        }
-    }
-
-    fn parse(text: &str) -> Result<By, BadParameter> {
-        By::ALL.into_iter().find(|by| by.as_str() == text).ok_or_else(|| {
-            let names: Vec<&str> = By::ALL.iter().map(|b| b.as_str()).collect();
-            BadParameter(format!("by must be one of {}, not {text:?}", names.join(", ")))
-        })
-    }
-
-    /// The row's value for this ranking (donations in cents).
-    pub fn of(self, row: &Row) -> i64 {
-        let count = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
-        match self {
-            By::ActiveViewers => count(row.active_viewers),
-            By::DonationsUsd => row.donations_usd.0,
-            By::DonationsCount => count(row.donations_count),
-            By::ChatMessages => count(row.chat_messages),
-            By::Events => count(row.events),
-            By::UniqueViewers => count(row.unique_viewers),
-        }
-    }
-
-    /// The ranking's statement: `$1`, `$2` the window range, `$3` how many.
-    pub fn ranking_sql(self) -> &'static str {
-        macro_rules! summed {
-            ($column:literal) => {
-                concat!(
-                    "SELECT stream_id, sum(",
-                    $column,
-                    ")::int8 FROM stream_metrics_minute WHERE window_start >= $1 AND window_start < $2 ",
-                    "GROUP BY stream_id ORDER BY 2 DESC, stream_id LIMIT $3"
-                )
-            };
-        }
-        match self {
-            By::ActiveViewers => {
-                "SELECT stream_id, active_viewers FROM (
-                     SELECT DISTINCT ON (stream_id) stream_id, active_viewers FROM stream_metrics_minute
-                     WHERE window_start >= $1 AND window_start < $2 ORDER BY stream_id, window_start DESC
-                 ) newest ORDER BY 2 DESC, stream_id LIMIT $3"
-            }
-            By::DonationsUsd => summed!("donations_usd * 100"),
-            By::DonationsCount => summed!("donations_count"),
-            By::ChatMessages => summed!("chat_messages"),
-            By::Events => summed!("events"),
-            By::UniqueViewers => summed!("unique_viewers"),
-        }
-    }
-}
-
-/// A request's query parameters.
+/// A request's query parameters; an empty value is taken as not given.
 pub struct Query(HashMap<String, String>);
 
 impl Query {
     /// The parameters of a request.
     pub fn new(parameters: HashMap<String, String>) -> Query {
-        Query(parameters)
+        Query(parameters.into_iter().filter(|(_, value)| !value.is_empty()).collect())
     }
 
     /// The parameters in one canonical order after `route`: the key of an answer.
@@ -117,21 +49,20 @@ impl Query {
         key
     }
 
-    fn integer(&self, name: &str, default: i64, range: std::ops::RangeInclusive<i64>) -> Result<i64, BadParameter> {
-        let Some(text) = self.0.get(name) else { return Ok(default) };
+    fn get(&self, name: &str) -> Option<&str> {
+        self.0.get(name).map(String::as_str)
+    }
+
+    fn integer(&self, name: &str, (default, min, max): (i64, i64, i64)) -> Result<i64, BadParameter> {
+        let Some(text) = self.get(name) else { return Ok(default) };
         match text.trim().parse::<i64>() {
-            Ok(n) if range.contains(&n) => Ok(n),
-            _ => Err(BadParameter(format!(
-                "{name} must be a whole number from {} to {}, not {text:?}",
-                range.start(),
-                range.end()
-            ))),
+            Ok(n) if (min..=max).contains(&n) => Ok(n),
+            _ => Err(BadParameter(format!("{name} must be a whole number from {min} to {max}, not {text:?}"))),
         }
     }
 
     fn time(&self, name: &str) -> Result<Option<EventTime>, BadParameter> {
-        self.0
-            .get(name)
+        self.get(name)
             .map(|text| {
                 EventTime::parse_rfc3339(text).map_err(|_| {
                     BadParameter(format!("{name} must be an RFC 3339 time such as 2025-12-20T18:34:00Z, not {text:?}"))
@@ -140,12 +71,12 @@ impl Query {
             .transpose()
     }
 
-    fn stream(&self, name: &str) -> Result<Option<String>, BadParameter> {
-        self.0.get(name).map(|id| checked_stream(name, id.clone())).transpose()
+    fn key_value(&self, name: &str) -> Result<Option<String>, BadParameter> {
+        self.get(name).map(|id| checked_key(name, id.to_owned())).transpose()
     }
 }
 
-/// A window range counted back from `at`: windows starting in `[at - minutes, at)`.
+/// A window range: windows starting in `[from, to)`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Range {
     /// The first window start counted.
@@ -155,120 +86,144 @@ pub struct Range {
 }
 
 impl Range {
+    /// `minutes` counted back from `at` (default now).
     fn back_from(query: &Query) -> Result<(Range, i64), BadParameter> {
-        let minutes = query.integer("minutes", 10, 1..=MAX_MINUTES)?;
+        let minutes = query.integer("minutes", MINUTES)?;
         let to = query.time("at")?.unwrap_or_else(EventTime::now);
         Ok((Range { from: to.plus_micros(-minutes * 60_000_000), to }, minutes))
     }
 }
 
 /// `GET /metrics`.
-#[derive(Debug, PartialEq, Eq, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
+#[derive(Debug, PartialEq, Eq)]
 pub struct MetricsParams {
-    /// Minutes of windows, counted back from `at` (1 to 10080).
-    #[param(default = 10, minimum = 1, maximum = 10080)]
-    pub minutes: i64,
-    /// The most rows (1 to 1000).
-    #[param(default = 100, minimum = 1, maximum = 1000)]
-    pub limit: i64,
-    /// Only this stream.
-    pub stream_id: Option<String>,
-    /// The end of the range (RFC 3339); default: now.
-    #[param(value_type = Option<String>, format = DateTime)]
-    pub at: Option<EventTime>,
-    /// The window range the parameters describe.
-    #[param(ignore)]
+    /// The windows counted.
     pub range: Range,
+    /// The most rows.
+    pub limit: i64,
+    /// Only this key.
+    pub key: Option<String>,
 }
 
 impl MetricsParams {
-    /// Parses and checks the parameters.
-    pub fn parse(query: &Query) -> Result<MetricsParams, BadParameter> {
-        let (range, minutes) = Range::back_from(query)?;
-        Ok(MetricsParams {
-            minutes,
-            limit: query.integer("limit", 100, 1..=1000)?,
-            stream_id: query.stream("stream_id")?,
-            at: Some(range.to),
-            range,
-        })
+    /// Parses and checks the parameters; the key is named as the description names it.
+    pub fn parse(query: &Query, columns: &Columns) -> Result<MetricsParams, BadParameter> {
+        let (range, _) = Range::back_from(query)?;
+        Ok(MetricsParams { range, limit: query.integer("limit", LIMIT)?, key: query.key_value(columns.key())? })
+    }
+}
+
+/// What `/streams/top` ranks by: a ranked column, and how its windows make one value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct By {
+    /// The column's index in the description.
+    pub column: usize,
+}
+
+/// How the windows of a range make one value of a column.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ranking {
+    /// Summed.
+    Sum,
+    /// The newest window's.
+    Newest,
+    /// The least.
+    Min,
+    /// The largest.
+    Max,
+}
+
+impl Ranking {
+    /// How a column of `kind` is ranked: sums and distinct counts are summed over the windows;
+    /// a running total is the newest window's; a min or max is the range's.
+    pub fn of(kind: Kind) -> Ranking {
+        match kind {
+            Kind::Sum | Kind::Distinct => Ranking::Sum,
+            Kind::Running { .. } => Ranking::Newest,
+            Kind::Min => Ranking::Min,
+            Kind::Max => Ranking::Max,
+        }
+    }
+}
+
+impl By {
+    fn parse(query: &Query, columns: &Columns) -> Result<By, BadParameter> {
+        let names = || columns.ranked().map(|i| columns.get(i).expect("a column").name.clone()).collect::<Vec<_>>();
+        match query.get("by") {
+            None => columns
+                .default_ranking()
+                .map(|column| By { column })
+                .ok_or_else(|| BadParameter("by: there is nothing to rank by".into())),
+            Some(name) => columns
+                .index_of(name)
+                .filter(|&i| columns.get(i).is_some_and(|c| c.ranked))
+                .map(|column| By { column })
+                .ok_or_else(|| BadParameter(format!("by must be one of {}, not {name:?}", names().join(", ")))),
+        }
     }
 }
 
 /// `GET /streams/top`.
-#[derive(Debug, PartialEq, Eq, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
+#[derive(Debug, PartialEq, Eq)]
 pub struct TopParams {
-    /// Minutes of windows, counted back from `at` (1 to 10080).
-    #[param(default = 10, minimum = 1, maximum = 10080)]
+    /// Minutes of windows counted.
     pub minutes: i64,
-    /// What to rank by: the newest `active_viewers`, or a sum of another column.
-    #[param(inline, default = "active_viewers")]
+    /// What to rank by.
     pub by: By,
-    /// How many streams (1 to 1000); `limit` is accepted as its alias.
-    #[param(default = 10, minimum = 1, maximum = 1000)]
+    /// How many keys.
     pub n: i64,
-    /// The end of the range (RFC 3339); default: now.
-    #[param(value_type = Option<String>, format = DateTime)]
-    pub at: Option<EventTime>,
-    /// The window range the parameters describe.
-    #[param(ignore)]
+    /// The windows counted.
     pub range: Range,
 }
 
 impl TopParams {
     /// Parses and checks the parameters.
-    pub fn parse(query: &Query) -> Result<TopParams, BadParameter> {
+    pub fn parse(query: &Query, columns: &Columns) -> Result<TopParams, BadParameter> {
         let (range, minutes) = Range::back_from(query)?;
-        let by = query.0.get("by").map_or(Ok(By::ActiveViewers), |text| By::parse(text))?;
-        let name = if query.0.contains_key("n") { "n" } else { "limit" };
-        Ok(TopParams { minutes, by, n: query.integer(name, 10, 1..=1000)?, at: Some(range.to), range })
+        let by = By::parse(query, columns)?;
+        let name = if query.get("n").is_some() { "n" } else { "limit" };
+        Ok(TopParams { minutes, by, n: query.integer(name, TOP)?, range })
     }
 }
 
 /// `GET /streams/{stream_id}/metrics`.
-#[derive(Debug, PartialEq, Eq, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
+#[derive(Debug, PartialEq, Eq)]
 pub struct RangeParams {
-    /// The first window start (RFC 3339); default: an hour before `to`.
-    #[param(value_type = Option<String>, format = DateTime)]
-    pub from: Option<EventTime>,
-    /// The end of the range, exclusive (RFC 3339); default: now. At most a week after `from`.
-    #[param(value_type = Option<String>, format = DateTime)]
-    pub to: Option<EventTime>,
-    /// The window range the parameters describe.
-    #[param(ignore)]
+    /// The windows counted.
     pub range: Range,
 }
 
 impl RangeParams {
-    /// Parses and checks the parameters.
+    /// Parses and checks the parameters: `from` and `to`, an hour apart when only one is given,
+    /// the hour before now when neither is. A range that ends before it starts holds no window;
+    /// a range longer than a week is answered with its first week of windows.
     pub fn parse(query: &Query) -> Result<RangeParams, BadParameter> {
-        let to = query.time("to")?.unwrap_or_else(EventTime::now);
-        let from = query.time("from")?.unwrap_or(to.plus_micros(-3_600_000_000));
-        if from >= to {
-            return Err(BadParameter("from must be before to".into()));
-        }
-        if to.micros() - from.micros() > MAX_MINUTES * 60_000_000 {
-            return Err(BadParameter(format!("from and to may be at most {MAX_MINUTES} minutes apart")));
-        }
-        Ok(RangeParams { from: Some(from), to: Some(to), range: Range { from, to } })
+        let hour = DEFAULT_RANGE_MINUTES * 60_000_000;
+        let (from, to) = match (query.time("from")?, query.time("to")?) {
+            (Some(from), Some(to)) => (from, to),
+            (Some(from), None) => (from, from.plus_micros(hour)),
+            (None, Some(to)) => (to.plus_micros(-hour), to),
+            (None, None) => {
+                let now = EventTime::now();
+                (now.plus_micros(-hour), now)
+            }
+        };
+        Ok(RangeParams { range: Range { from, to } })
     }
 }
 
-/// A stream id taken from the path.
-pub fn stream_from_path(id: &str) -> Result<String, BadParameter> {
+/// A key taken from the path.
+pub fn key_from_path(name: &str, id: &str) -> Result<String, BadParameter> {
     let decoded =
-        percent_decode(id).ok_or_else(|| BadParameter("stream_id is not valid percent-encoded UTF-8".into()))?;
-    checked_stream("stream_id", decoded)
+        percent_decode(id).ok_or_else(|| BadParameter(format!("{name} is not valid percent-encoded UTF-8")))?;
+    checked_key(name, decoded)
 }
 
-/// A stream id as the events allow it (spec §1): 1 to 128 bytes, and no NUL, which no stored
-/// id can hold.
-fn checked_stream(name: &str, id: String) -> Result<String, BadParameter> {
-    if id.is_empty() || id.len() > 128 {
-        return Err(BadParameter(format!("{name} must be 1 to 128 bytes long")));
+/// A key a request may name: 1 to [`MAX_KEY_CHARS`] characters, and no NUL, which no stored key
+/// can hold.
+fn checked_key(name: &str, id: String) -> Result<String, BadParameter> {
+    if id.is_empty() || id.chars().count() > MAX_KEY_CHARS {
+        return Err(BadParameter(format!("{name} must be 1 to {MAX_KEY_CHARS} characters long")));
     }
     if id.contains('\0') {
         return Err(BadParameter(format!("{name} must not contain NUL")));
@@ -300,24 +255,36 @@ fn percent_decode(text: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use streamflow_core::LiveStreams;
 
     fn query(pairs: &[(&str, &str)]) -> Query {
         Query::new(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect())
     }
 
+    fn columns() -> &'static Columns {
+        LiveStreams::columns()
+    }
+
     #[test]
     fn defaults_and_aliases() {
-        let top = TopParams::parse(&query(&[("at", "2025-12-20T18:10:00Z")])).unwrap();
-        assert_eq!((top.minutes, top.by, top.n), (10, By::ActiveViewers, 10));
+        let top = TopParams::parse(&query(&[("at", "2025-12-20T18:10:00Z")]), columns()).unwrap();
+        assert_eq!(
+            (top.minutes, columns().get(top.by.column).unwrap().name.as_str(), top.n),
+            (10, "active_viewers", 10)
+        );
         assert_eq!(top.range.from, EventTime::parse_rfc3339("2025-12-20T18:00:00Z").unwrap());
-        assert_eq!(TopParams::parse(&query(&[("limit", "3")])).unwrap().n, 3);
-        assert_eq!(TopParams::parse(&query(&[("limit", "3"), ("n", "4")])).unwrap().n, 4);
+        assert_eq!(TopParams::parse(&query(&[("limit", "3")]), columns()).unwrap().n, 3);
+        assert_eq!(TopParams::parse(&query(&[("limit", "3"), ("n", "4")]), columns()).unwrap().n, 4);
+        // An empty parameter counts as absent.
+        assert_eq!(MetricsParams::parse(&query(&[("stream_id", ""), ("limit", "")]), columns()).unwrap().limit, 100);
     }
 
     #[test]
     fn each_refusal_names_its_parameter() {
-        let refused = |pairs: &[(&str, &str)]| TopParams::parse(&query(pairs)).unwrap_err().0;
+        let refused = |pairs: &[(&str, &str)]| TopParams::parse(&query(pairs), columns()).unwrap_err().0;
         assert!(refused(&[("by", "bitrate")]).starts_with("by must be one of"));
+        // Columns the spec does not rank by are refused too.
+        assert!(refused(&[("by", "viewer_joins")]).starts_with("by must be one of"));
         assert!(refused(&[("minutes", "0")]).starts_with("minutes"));
         assert!(refused(&[("minutes", "10081")]).starts_with("minutes"));
         assert!(refused(&[("minutes", "ten")]).starts_with("minutes"));
@@ -325,17 +292,26 @@ mod tests {
         assert!(refused(&[("limit", "0")]).starts_with("limit"));
         assert!(refused(&[("at", "yesterday")]).starts_with("at"));
         let range = |pairs: &[(&str, &str)]| RangeParams::parse(&query(pairs)).unwrap_err().0;
-        assert!(range(&[("from", "2025-12-20T18:00:00Z"), ("to", "2025-12-20T17:00:00Z")]).starts_with("from"));
-        assert!(range(&[("from", "2025-01-01T00:00:00Z"), ("to", "2025-12-20T17:00:00Z")]).contains("at most"));
-        assert!(MetricsParams::parse(&query(&[("stream_id", "")])).is_err());
+        assert!(range(&[("from", "yesterday")]).starts_with("from"));
+        assert!(MetricsParams::parse(&query(&[("stream_id", &"s".repeat(1025))]), columns()).is_err());
+        assert!(MetricsParams::parse(&query(&[("stream_id", "a\0b")]), columns()).is_err());
+    }
+
+    #[test]
+    fn one_end_of_a_range_gives_the_hour_from_or_to_it() {
+        let at = |text: &str| EventTime::parse_rfc3339(text).unwrap();
+        let from = RangeParams::parse(&query(&[("from", "2020-01-01T00:00:00Z")])).unwrap().range;
+        assert_eq!((from.from, from.to), (at("2020-01-01T00:00:00Z"), at("2020-01-01T01:00:00Z")));
+        let to = RangeParams::parse(&query(&[("to", "2020-01-01T00:00:00Z")])).unwrap().range;
+        assert_eq!((to.from, to.to), (at("2019-12-31T23:00:00Z"), at("2020-01-01T00:00:00Z")));
     }
 
     #[test]
     fn path_ids_are_percent_decoded() {
-        assert_eq!(stream_from_path("stream_1001").unwrap(), "stream_1001");
-        assert_eq!(stream_from_path("a%20b%27c").unwrap(), "a b'c");
-        assert!(stream_from_path("%zz").is_err());
-        assert!(stream_from_path("%ff").is_err());
-        assert!(stream_from_path("%2").is_err());
+        assert_eq!(key_from_path("stream_id", "stream_1001").unwrap(), "stream_1001");
+        assert_eq!(key_from_path("stream_id", "a%20b%27c").unwrap(), "a b'c");
+        assert!(key_from_path("stream_id", "%zz").is_err());
+        assert!(key_from_path("stream_id", "%ff").is_err());
+        assert!(key_from_path("stream_id", "%2").is_err());
     }
 }

@@ -1,26 +1,34 @@
 //! Where the API reads from: PostgreSQL through a connection pool, or the in-memory table of a
-//! pipeline running without a database. Both answer the same questions the same way.
+//! pipeline running without a database. Both answer the same questions the same way, with rows
+//! as the values of the columns of one description.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
-use serde::Serialize;
-use streamflow_core::{Cents, EventTime, Row, Table};
+use streamflow_core::schema::{Columns, GenericRow, Number, Row};
+use streamflow_core::{EventTime, Table};
 use tokio_postgres::NoTls;
 
-use super::params::By;
+use super::params::{By, Ranking};
 
 /// How long a request waits for a pooled connection or a new one: past it, the database is
 /// answered as unavailable rather than left hanging.
 const DATABASE_WAIT: Duration = Duration::from_secs(1);
 
-/// The rows and rankings the routes serve.
+/// The rows and rankings the routes serve, of one column description.
 #[derive(Clone)]
-pub enum Store {
-    /// `stream_metrics_minute` and `stream_state` in PostgreSQL.
-    Postgres(Pool),
+pub struct Store {
+    columns: Arc<Columns>,
+    backend: Backend,
+}
+
+#[derive(Clone)]
+enum Backend {
+    /// The results table (and the state table) in PostgreSQL, and its statements.
+    Postgres(Pool, Arc<Queries>),
     /// A running pipeline's in-memory table.
-    Memory(Table),
+    Memory(Arc<dyn MemoryRows>),
 }
 
 /// Why the store could not answer.
@@ -52,41 +60,112 @@ pub enum Order {
     OldestFirst,
 }
 
-/// A ranked stream of `/streams/top`.
-#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
-pub struct Ranked {
-    /// The stream.
-    pub stream_id: String,
-    /// Its value for the ranking: a sum over the windows, or the newest `active_viewers`.
-    #[schema(value_type = f64)]
-    pub value: Value,
+/// A ranked key of `/streams/top`: the key and its value for the ranking (a scaled integer for a
+/// decimal column), `None` for a min or max no window had.
+pub type Ranked = (String, Option<i64>);
+
+/// The rows of a table in memory, whatever its row type.
+pub trait MemoryRows: Send + Sync {
+    /// Rows whose window starts in `[from, to)`, in (window, key) order.
+    fn between(&self, from: EventTime, to: EventTime) -> Vec<GenericRow>;
+    /// Each key's newest row, in key order.
+    fn newest(&self) -> Vec<GenericRow>;
+    /// The newest window start, of `key` or of any.
+    fn latest_window(&self, key: Option<&str>) -> Option<EventTime>;
 }
 
-/// A ranking value: a count, or an amount of money with exactly two decimals.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Value {
-    /// A count.
-    Count(i64),
-    /// Money.
-    Money(Cents),
+fn generic<R: Row>(row: &R, columns: usize) -> GenericRow {
+    GenericRow {
+        window_start: row.window_start(),
+        window_end: row.window_end(),
+        key: row.key().into(),
+        values: (0..columns).map(|i| row.value(i)).collect(),
+    }
 }
 
-impl Serialize for Value {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        match self {
-            Value::Count(n) => serializer.serialize_i64(*n),
-            Value::Money(cents) => {
-                let raw =
-                    serde_json::value::RawValue::from_string(cents.to_string()).map_err(serde::ser::Error::custom)?;
-                raw.serialize(serializer)
-            }
+/// A table and how many columns its rows have.
+struct MemoryTable<R>(Table<R>, usize);
+
+impl<R: Row> MemoryRows for MemoryTable<R> {
+    fn between(&self, from: EventTime, to: EventTime) -> Vec<GenericRow> {
+        self.0.read().rows_between(from, to).map(|r| generic(&r.row, self.1)).collect()
+    }
+    fn newest(&self) -> Vec<GenericRow> {
+        self.0.read().newest_rows().map(|r| generic(&r.row, self.1)).collect()
+    }
+    fn latest_window(&self, key: Option<&str>) -> Option<EventTime> {
+        let state = self.0.read();
+        match key {
+            Some(key) => state.newest.get(key).copied(),
+            None => state.latest_window(),
+        }
+    }
+}
+
+/// The statements of a description, built once; names come from the description, which checked
+/// them as identifiers, and every value is bound.
+struct Queries {
+    rows_newest_first: String,
+    rows_oldest_first: String,
+    latest_window: String,
+    latest_per_key: String,
+    /// Per column, the ranking statement, for the ranked ones.
+    rankings: Vec<Option<String>>,
+}
+
+impl Queries {
+    fn new(columns: &Columns) -> Queries {
+        let (table, key) = (columns.table(), columns.key());
+        let value = |name: &str, number: Number| match number {
+            Number::Decimal { scale } if scale > 0 => format!("({name} * {})::int8", 10i64.pow(u32::from(scale))),
+            _ => name.to_owned(),
+        };
+        let selected: Vec<String> = columns.iter().map(|c| value(&format!("m.{}", c.name), c.number)).collect();
+        let select = format!("SELECT m.window_start, m.window_end, m.{key}, {} FROM {table} m", selected.join(", "));
+        let rows = |direction: &str| {
+            format!(
+                "{select} WHERE m.window_start >= $1 AND m.window_start < $2 AND ($3::text IS NULL OR m.{key} = $3)
+                 ORDER BY m.window_start {direction}, m.{key} LIMIT $4"
+            )
+        };
+        let latest_per_key = match columns.state_table() {
+            // The state table names each key's newest window: one index lookup per key.
+            Some(state) => format!(
+                "{select} JOIN {state} s ON s.{key} = m.{key} AND s.window_start = m.window_start ORDER BY m.{key}"
+            ),
+            None => format!("SELECT DISTINCT ON (m.{key}) * FROM ({select}) m ORDER BY m.{key}, m.window_start DESC"),
+        };
+        let range = format!("FROM {table} WHERE window_start >= $1 AND window_start < $2");
+        let rankings = columns
+            .iter()
+            .map(|column| {
+                column.ranked.then(|| {
+                    let v = value(&column.name, column.number);
+                    match Ranking::of(column.kind) {
+                        Ranking::Sum => format!("SELECT {key}, sum({v})::int8 AS v {range} GROUP BY {key} ORDER BY 2 DESC, {key} LIMIT $3"),
+                        Ranking::Min => format!("SELECT {key}, min({v}) AS v {range} GROUP BY {key} ORDER BY 2 DESC NULLS LAST, {key} LIMIT $3"),
+                        Ranking::Max => format!("SELECT {key}, max({v}) AS v {range} GROUP BY {key} ORDER BY 2 DESC NULLS LAST, {key} LIMIT $3"),
+                        Ranking::Newest => format!(
+                            "SELECT {key}, v FROM (SELECT DISTINCT ON ({key}) {key}, {v} AS v {range}
+                             ORDER BY {key}, window_start DESC) newest ORDER BY 2 DESC, {key} LIMIT $3"
+                        ),
+                    }
+                })
+            })
+            .collect();
+        Queries {
+            rows_newest_first: rows("DESC"),
+            rows_oldest_first: rows("ASC"),
+            latest_window: format!("SELECT max(window_start) FROM {table} WHERE $1::text IS NULL OR {key} = $1"),
+            latest_per_key,
+            rankings,
         }
     }
 }
 
 impl Store {
-    /// A pool on `url`; connections open when first needed.
-    pub fn postgres(url: &str) -> anyhow::Result<Store> {
+    /// A pool on `url` for rows of `columns`; connections open when first needed.
+    pub fn postgres(url: &str, columns: &Columns) -> anyhow::Result<Store> {
         let mut config: tokio_postgres::Config = url.parse()?;
         config.connect_timeout(DATABASE_WAIT);
         let manager = Manager::from_config(config, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
@@ -97,79 +176,76 @@ impl Store {
             .recycle_timeout(Some(DATABASE_WAIT))
             .runtime(Runtime::Tokio1)
             .build()?;
-        Ok(Store::Postgres(pool))
+        Ok(Store {
+            columns: Arc::new(columns.clone()),
+            backend: Backend::Postgres(pool, Arc::new(Queries::new(columns))),
+        })
+    }
+
+    /// A running pipeline's table, of rows of `columns`.
+    pub fn memory<R: Row>(table: Table<R>, columns: &Columns) -> Store {
+        Store {
+            columns: Arc::new(columns.clone()),
+            backend: Backend::Memory(Arc::new(MemoryTable(table, columns.len()))),
+        }
+    }
+
+    /// The columns of the rows.
+    pub fn columns(&self) -> &Columns {
+        &self.columns
     }
 
     /// Whether the store answers.
     pub async fn health(&self) -> Result<(), Unavailable> {
-        match self {
-            Store::Postgres(pool) => {
+        match &self.backend {
+            Backend::Postgres(pool, _) => {
                 let client = pool.get().await?;
                 client.simple_query("SELECT 1").await?;
                 Ok(())
             }
-            Store::Memory(_) => Ok(()),
+            Backend::Memory(_) => Ok(()),
         }
     }
 
-    /// The newest window start, of `stream` or of any stream.
-    pub async fn latest_window(&self, stream: Option<&str>) -> Result<Option<EventTime>, Unavailable> {
-        match self {
-            Store::Postgres(pool) => {
+    /// The newest window start, of `key` or of any key.
+    pub async fn latest_window(&self, key: Option<&str>) -> Result<Option<EventTime>, Unavailable> {
+        match &self.backend {
+            Backend::Postgres(pool, queries) => {
                 let client = pool.get().await?;
-                let statement = client
-                    .prepare_cached(
-                        "SELECT max(window_start) FROM stream_metrics_minute WHERE $1::text IS NULL OR stream_id = $1",
-                    )
-                    .await?;
-                let row = client.query_one(&statement, &[&stream]).await?;
+                let statement = client.prepare_cached(&queries.latest_window).await?;
+                let row = client.query_one(&statement, &[&key]).await?;
                 Ok(row.get::<_, Option<std::time::SystemTime>>(0).map(EventTime::from))
             }
-            Store::Memory(table) => {
-                let state = table.read();
-                Ok(match stream {
-                    Some(stream) => state.newest.get(stream).copied(),
-                    None => state.latest_window(),
-                })
-            }
+            Backend::Memory(table) => Ok(table.latest_window(key)),
         }
     }
 
-    /// Rows whose window starts in `[from, to)`, of `stream` or of all, in `order` (then by
-    /// stream), at most `limit`.
+    /// Rows whose window starts in `[from, to)`, of `key` or of all, in `order` (then by key), at
+    /// most `limit`.
     pub async fn rows(
         &self,
         from: EventTime,
         to: EventTime,
-        stream: Option<&str>,
+        key: Option<&str>,
         order: Order,
         limit: i64,
-    ) -> Result<Vec<Row>, Unavailable> {
-        match self {
-            Store::Postgres(pool) => {
+    ) -> Result<Vec<GenericRow>, Unavailable> {
+        match &self.backend {
+            Backend::Postgres(pool, queries) => {
                 let client = pool.get().await?;
-                let direction = match order {
-                    Order::NewestFirst => "DESC",
-                    Order::OldestFirst => "ASC",
+                let sql = match order {
+                    Order::NewestFirst => &queries.rows_newest_first,
+                    Order::OldestFirst => &queries.rows_oldest_first,
                 };
-                let statement = client
-                    .prepare_cached(&format!(
-                        "{ROW_COLUMNS} WHERE window_start >= $1 AND window_start < $2
-                         AND ($3::text IS NULL OR stream_id = $3)
-                         ORDER BY window_start {direction}, stream_id LIMIT $4"
-                    ))
-                    .await?;
-                let rows = client.query(&statement, &[&time(from), &time(to), &stream, &limit]).await?;
-                Ok(rows.iter().map(row).collect())
+                let statement = client.prepare_cached(sql).await?;
+                let rows = client.query(&statement, &[&time(from), &time(to), &key, &limit]).await?;
+                Ok(rows.iter().map(|r| self.row(r)).collect())
             }
-            Store::Memory(table) => {
-                let state = table.read();
-                let matching = state.rows_between(from, to).filter(|r| stream.is_none_or(|s| r.row.stream_id == s));
-                let mut rows: Vec<Row> = matching.map(|r| r.row.clone()).collect();
+            Backend::Memory(table) => {
+                let mut rows: Vec<GenericRow> =
+                    table.between(from, to).into_iter().filter(|r| key.is_none_or(|k| r.key == k)).collect();
                 if order == Order::NewestFirst {
-                    rows.sort_by(|a, b| {
-                        b.window_start.cmp(&a.window_start).then_with(|| a.stream_id.cmp(&b.stream_id))
-                    });
+                    rows.sort_by(|a, b| b.window_start.cmp(&a.window_start).then_with(|| a.key.cmp(&b.key)));
                 }
                 rows.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
                 Ok(rows)
@@ -177,101 +253,64 @@ impl Store {
         }
     }
 
-    /// Each stream's newest row, by stream.
-    pub async fn latest_per_stream(&self) -> Result<Vec<Row>, Unavailable> {
-        match self {
-            Store::Postgres(pool) => {
+    /// Each key's newest row, by key.
+    pub async fn latest_per_key(&self) -> Result<Vec<GenericRow>, Unavailable> {
+        match &self.backend {
+            Backend::Postgres(pool, queries) => {
                 let client = pool.get().await?;
-                // stream_state names each stream's newest window: one index lookup per stream.
-                let statement = client
-                    .prepare_cached(&format!(
-                        "{ROW_COLUMNS} JOIN stream_state s USING (stream_id, window_start) ORDER BY m.stream_id"
-                    ))
-                    .await?;
-                Ok(client.query(&statement, &[]).await?.iter().map(row).collect())
+                let statement = client.prepare_cached(&queries.latest_per_key).await?;
+                Ok(client.query(&statement, &[]).await?.iter().map(|r| self.row(r)).collect())
             }
-            Store::Memory(table) => Ok(table.read().newest_rows().map(|r| r.row.clone()).collect()),
+            Backend::Memory(table) => Ok(table.newest()),
         }
     }
 
-    /// Streams ranked by `by` over windows starting in `[from, to)`, the `n` first (ties by
-    /// stream).
+    /// Keys ranked by `by` over windows starting in `[from, to)`, the `n` first (ties by key).
     pub async fn top(&self, from: EventTime, to: EventTime, by: By, n: i64) -> Result<Vec<Ranked>, Unavailable> {
-        match self {
-            Store::Postgres(pool) => {
+        match &self.backend {
+            Backend::Postgres(pool, queries) => {
                 let client = pool.get().await?;
-                let statement = client.prepare_cached(by.ranking_sql()).await?;
+                let sql =
+                    queries.rankings[by.column].as_deref().ok_or_else(|| Unavailable("no such ranking".into()))?;
+                let statement = client.prepare_cached(sql).await?;
                 let rows = client.query(&statement, &[&time(from), &time(to), &n]).await?;
-                Ok(rows
-                    .iter()
-                    .map(|r| {
-                        let value: i64 = r.get(1);
-                        Ranked {
-                            stream_id: r.get(0),
-                            value: if by == By::DonationsUsd {
-                                Value::Money(Cents(value))
-                            } else {
-                                Value::Count(value)
-                            },
-                        }
-                    })
-                    .collect())
+                Ok(rows.iter().map(|r| (r.get::<_, String>(0), r.get::<_, Option<i64>>(1))).collect())
             }
-            Store::Memory(table) => {
-                let state = table.read();
-                let mut values: std::collections::BTreeMap<&str, (EventTime, i64)> = Default::default();
-                for table_row in state.rows_between(from, to) {
-                    let row = &table_row.row;
-                    let entry = values.entry(&row.stream_id).or_insert((row.window_start, 0));
-                    match by {
-                        // The newest window's value.
-                        By::ActiveViewers => {
-                            if row.window_start >= entry.0 {
-                                *entry = (row.window_start, by.of(row));
-                            }
-                        }
-                        _ => entry.1 += by.of(row),
-                    }
+            Backend::Memory(table) => {
+                let ranking = Ranking::of(self.columns.get(by.column).expect("a ranked column").kind);
+                let mut values: std::collections::BTreeMap<String, Option<i64>> = Default::default();
+                // Rows come in window order: the newest window's value is the last one seen.
+                for row in table.between(from, to) {
+                    let value = row.value(by.column);
+                    let entry = values.entry(row.key.to_string()).or_insert(None);
+                    *entry = match (ranking, *entry, value) {
+                        (Ranking::Newest, old, new) => new.or(old),
+                        (_, old, None) => old,
+                        (_, None, new) => new,
+                        (Ranking::Sum, Some(old), Some(new)) => Some(old.wrapping_add(new)),
+                        (Ranking::Min, Some(old), Some(new)) => Some(old.min(new)),
+                        (Ranking::Max, Some(old), Some(new)) => Some(old.max(new)),
+                    };
                 }
-                let mut ranked: Vec<(&str, i64)> = values.into_iter().map(|(s, (_, v))| (s, v)).collect();
-                ranked.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(b.0)));
-                Ok(ranked
-                    .into_iter()
-                    .take(usize::try_from(n).unwrap_or(usize::MAX))
-                    .map(|(stream, value)| Ranked {
-                        stream_id: stream.to_owned(),
-                        value: if by == By::DonationsUsd { Value::Money(Cents(value)) } else { Value::Count(value) },
-                    })
-                    .collect())
+                let mut ranked: Vec<Ranked> = values.into_iter().collect();
+                ranked.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+                ranked.truncate(usize::try_from(n).unwrap_or(usize::MAX));
+                Ok(ranked)
             }
+        }
+    }
+
+    /// A row of the results table as the description's values.
+    fn row(&self, r: &tokio_postgres::Row) -> GenericRow {
+        GenericRow {
+            window_start: r.get::<_, std::time::SystemTime>(0).into(),
+            window_end: r.get::<_, std::time::SystemTime>(1).into(),
+            key: r.get::<_, &str>(2).into(),
+            values: (0..self.columns.len()).map(|i| r.get::<_, Option<i64>>(i + 3)).collect(),
         }
     }
 }
-
-/// The columns of a [`Row`], in its order, with donations in cents, from
-/// `stream_metrics_minute m`.
-const ROW_COLUMNS: &str = "SELECT m.window_start, m.window_end, m.stream_id, m.events, m.chat_messages,
-    m.donations_count, (m.donations_usd * 100)::int8, m.viewer_joins, m.viewer_leaves, m.net_viewer_delta,
-    m.unique_viewers, m.active_viewers FROM stream_metrics_minute m";
 
 fn time(time: EventTime) -> std::time::SystemTime {
     time.into()
-}
-
-fn row(r: &tokio_postgres::Row) -> Row {
-    let count = |i: usize| u64::try_from(r.get::<_, i64>(i)).unwrap_or(0);
-    Row {
-        window_start: r.get::<_, std::time::SystemTime>(0).into(),
-        window_end: r.get::<_, std::time::SystemTime>(1).into(),
-        stream_id: r.get::<_, &str>(2).into(),
-        events: count(3),
-        chat_messages: count(4),
-        donations_count: count(5),
-        donations_usd: Cents(r.get(6)),
-        viewer_joins: count(7),
-        viewer_leaves: count(8),
-        net_viewer_delta: r.get(9),
-        unique_viewers: count(10),
-        active_viewers: count(11),
-    }
 }

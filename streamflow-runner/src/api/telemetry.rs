@@ -20,29 +20,29 @@ use warp::Reply;
 use super::cache::AnswerCache;
 use super::store::Store;
 
-/// The routes, by template.
+/// The routes, by template, the last for every path that is none of them.
 const ROUTES: [&str; 8] = [
     "/health",
     "/metrics",
     "/metrics/latest",
-    "/streams/top",
-    "/streams/{stream_id}/metrics",
+    "/{keys}/top",
+    "/{keys}/{key}/metrics",
     "/prometheus",
     "/openapi.json",
     "other",
 ];
 
-/// The template a request's path was served by.
+/// The template a request's path was served by: the key's segments are not told apart.
 fn route_of(path: &str) -> &'static str {
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
     match segments.as_slice() {
         ["health"] => "/health",
         ["metrics"] => "/metrics",
         ["metrics", "latest"] => "/metrics/latest",
-        ["streams", "top"] => "/streams/top",
-        ["streams", _, "metrics"] => "/streams/{stream_id}/metrics",
-        ["prometheus"] => "/prometheus",
         ["openapi.json"] => "/openapi.json",
+        ["prometheus"] => "/prometheus",
+        [_, "top"] => "/{keys}/top",
+        [_, _, "metrics"] => "/{keys}/{key}/metrics",
         _ => "other",
     }
 }
@@ -54,6 +54,8 @@ pub struct Telemetry {
     pipeline: OnceLock<Arc<Metrics>>,
     postgres: OnceLock<Arc<PostgresStats>>,
     cache: OnceLock<AnswerCache>,
+    /// What the route templates' `{keys}` and `{key}` are: `streams`, `stream_id`.
+    templates: OnceLock<(String, String)>,
 }
 
 impl Default for Telemetry {
@@ -64,6 +66,7 @@ impl Default for Telemetry {
             pipeline: OnceLock::new(),
             postgres: OnceLock::new(),
             cache: OnceLock::new(),
+            templates: OnceLock::new(),
         }
     }
 }
@@ -79,12 +82,17 @@ impl Telemetry {
         let _ = self.postgres.set(stats);
     }
 
+    /// Names the routes by the table served: `/streams/{stream_id}/metrics`.
+    pub fn with_routes(&self, keys: &str, key: &str) {
+        let _ = self.templates.set((keys.to_owned(), format!("{{{key}}}")));
+    }
+
     /// Adds the figures of the API's answer cache.
     pub fn with_cache(&self, cache: AnswerCache) {
         let _ = self.cache.set(cache);
     }
 
-    /// Counts one answered request.
+    /// Counts one answered request; `keys` and `key` name the routes of the served table.
     pub fn observe(&self, path: &str, status: StatusCode, took: Duration) {
         let route = route_of(path);
         *self.requests.lock().unwrap_or_else(|e| e.into_inner()).entry((route, status.as_u16())).or_default() += 1;
@@ -112,13 +120,22 @@ impl Telemetry {
 
     fn render_api(&self, out: &mut String, db_up: bool) {
         header(out, "streamflow_http_requests_total", "counter", "HTTP requests answered, by route and status.");
+        let label = |route: &str| {
+            self.templates
+                .get()
+                .map_or(route.to_owned(), |(keys, key)| route.replace("{keys}", keys).replace("{key}", key))
+        };
         for ((route, status), count) in self.requests.lock().unwrap_or_else(|e| e.into_inner()).iter() {
-            let _ = writeln!(out, "streamflow_http_requests_total{{route=\"{route}\",status=\"{status}\"}} {count}");
+            let _ = writeln!(
+                out,
+                "streamflow_http_requests_total{{route=\"{}\",status=\"{status}\"}} {count}",
+                label(route)
+            );
         }
         let name = "streamflow_http_request_duration_seconds";
         header(out, name, "histogram", "Time to answer an HTTP request, by route.");
         for (route, histogram) in &self.latency {
-            render_histogram(out, name, &format!("route=\"{route}\""), histogram);
+            render_histogram(out, name, &format!("route=\"{}\"", label(route)), histogram);
         }
         header(out, "streamflow_db_up", "gauge", "Whether the database answers (1) or not (0).");
         let _ = writeln!(out, "streamflow_db_up {}", u8::from(db_up));
@@ -170,8 +187,11 @@ fn render_pipeline(out: &mut String, metrics: &Metrics) {
         "counter",
         "Records refused, by reason (late events are reason=\"late\").",
     );
-    for reason in streamflow_core::Reason::ALL {
-        let count = snapshot.dead_letters.get(&reason).copied().unwrap_or(0);
+    // Every reason of the schema, so that a rate has a series from the start; others as seen.
+    let mut reasons: BTreeMap<streamflow_core::Reason, u64> =
+        streamflow_core::streams::REASONS.iter().map(|&reason| (reason, 0)).collect();
+    reasons.extend(snapshot.dead_letters.iter().map(|(&reason, &count)| (reason, count)));
+    for (reason, count) in reasons {
         let _ = writeln!(out, "streamflow_dead_letters_total{{reason=\"{reason}\"}} {count}");
     }
     header(out, "streamflow_consumer_lag", "gauge", "Records in the log beyond the next offset, by partition.");
@@ -222,10 +242,6 @@ fn render_postgres(out: &mut String, stats: &PostgresStats) {
 }
 
 /// The figures in Prometheus' text format.
-#[utoipa::path(get, path = "/prometheus", responses(
-    (status = 200, description = "Prometheus text format: requests and latency per route, database up, and the \
-        pipeline's figures when it runs in this process", content_type = "text/plain", body = String),
-))]
 pub async fn prometheus_route(store: Store, telemetry: Arc<Telemetry>) -> Response {
     telemetry.render(&store).await
 }
@@ -236,8 +252,8 @@ mod tests {
 
     #[test]
     fn paths_are_counted_under_their_template() {
-        assert_eq!(route_of("/streams/stream_1001/metrics"), "/streams/{stream_id}/metrics");
-        assert_eq!(route_of("/streams/top"), "/streams/top");
+        assert_eq!(route_of("/streams/stream_1001/metrics"), "/{keys}/{key}/metrics");
+        assert_eq!(route_of("/streams/top"), "/{keys}/top");
         assert_eq!(route_of("/metrics/"), "/metrics");
         assert_eq!(route_of("/etc/passwd"), "other");
     }

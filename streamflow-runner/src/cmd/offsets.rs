@@ -2,12 +2,13 @@
 //! pipeline stands in it — the consumer lag, without consumer groups.
 
 use anyhow::Context;
+use streamflow_core::PostgresSink;
 
 use crate::cli::OffsetsArgs;
 
 pub fn run(args: OffsetsArgs) -> anyhow::Result<()> {
     let topic = args.kafka.topic.clone();
-    let ends: Vec<(i32, i64)> = tokio::runtime::Runtime::new()?.block_on(async {
+    let ends: Vec<(u32, i64)> = tokio::runtime::Runtime::new()?.block_on(async {
         let client = super::kafka_client(&args.kafka).await?;
         let partitions = super::topic_partitions(&client, &args.kafka)
             .await?
@@ -15,30 +16,18 @@ pub fn run(args: OffsetsArgs) -> anyhow::Result<()> {
         let mut ends = Vec::new();
         for partition in partitions {
             let end = client.end_offset(&topic, partition).await?;
-            ends.push((i32::try_from(partition)?, end));
+            ends.push((partition, end));
         }
         anyhow::Ok(ends)
     })?;
-    let committed = match &args.database.database_url {
-        Some(url) => {
-            let mut client =
-                postgres::Client::connect(url, postgres::NoTls).context("cannot connect to the database")?;
-            client
-                .query(
-                    "SELECT partition, next_offset FROM source_offsets WHERE pipeline = $1 AND topic = $2",
-                    &[&args.database.pipeline_name, &topic],
-                )
-                .context("cannot read source_offsets")?
-                .iter()
-                .map(|row| (row.get::<_, i32>(0), row.get::<_, i64>(1)))
-                .collect()
-        }
+    let committed = match args.database.postgres(&topic) {
+        Some(config) => PostgresSink::stored_checkpoint(&config).context("cannot read the stored offsets")?.positions,
         None => std::collections::BTreeMap::new(),
     };
     println!("partition\tend\tcommitted\tlag");
     for (partition, end) in ends {
         match committed.get(&partition) {
-            Some(&next) => println!("{partition}\t{end}\t{next}\t{}", end - next),
+            Some(stored) => println!("{partition}\t{end}\t{}\t{}", stored.next_offset, end - stored.next_offset),
             None => println!("{partition}\t{end}\t-\t-"),
         }
     }

@@ -9,17 +9,13 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use streamflow_core::source::NoSource;
 use streamflow_core::{
-    FileSource, Kafka, KafkaConfig, MemorySink, MetricsSnapshot, Pipeline, PostgresSink, Row, Source, SourceContext,
-    SourceError, StartOffsets,
+    FileSource, Kafka, KafkaConfig, LiveStreams, MemorySink, MetricsSnapshot, Pipeline, PostgresSink, Source,
+    SourceContext, SourceError, StartOffsets,
 };
 
 use streamflow_runner::stop_on_signals;
 
 use crate::cli::ReplayArgs;
-
-/// The CSV header: the key, then the columns of spec §3 in order.
-pub const CSV_HEADER: &str = "window_start,window_end,stream_id,events,chat_messages,donations_count,donations_usd,\
-viewer_joins,viewer_leaves,net_viewer_delta,unique_viewers,active_viewers";
 
 pub fn run(args: ReplayArgs) -> anyhow::Result<()> {
     let config = args.pipeline.config()?;
@@ -33,7 +29,8 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<()> {
         let metrics = Pipeline::new(config).run(sources, sink).context("the replay failed")?;
         report(&metrics, started.elapsed());
         let mut out = BufWriter::new(io::stdout().lock());
-        write_csv(&mut out, &table.rows()).context("cannot write the rows")?;
+        streamflow_core::csv::write_rows(&mut out, LiveStreams::columns(), &table.rows())
+            .context("cannot write the rows")?;
         return out.flush().context("cannot write the rows");
     };
     let sink = PostgresSink::connect(sink_config).context("cannot use the database")?;
@@ -72,7 +69,7 @@ fn sources(args: &ReplayArgs) -> anyhow::Result<(String, Sources)> {
         config.idle_timeout = None;
         let kafka = Arc::new(Kafka::connect(config).context("cannot use Kafka")?);
         let sources =
-            move |ctx: &SourceContext| -> Result<Box<dyn Source>, SourceError> { Ok(Box::new(kafka.source(ctx)?)) };
+            move |ctx: &SourceContext| -> Result<Box<dyn Source>, SourceError> { Ok(Box::new(kafka.source(ctx))) };
         return Ok((topic, Box::new(sources)));
     }
     let input = args.input.clone().expect("clap requires --input without --brokers");
@@ -83,10 +80,10 @@ fn sources(args: &ReplayArgs) -> anyhow::Result<(String, Sources)> {
     let source = FileSource::open(&input).with_context(|| format!("cannot open {}", input.display()))?;
     let source = Mutex::new(Some(source));
     let sources = move |ctx: &SourceContext| -> Result<Box<dyn Source>, SourceError> {
-        // One partition, read by the worker that owns it, from where the sink's checkpoint says.
+        // One partition, read by the worker that owns it (the pipeline resumes it).
         let taken = ctx.owns(FileSource::PARTITION).then(|| source.lock().unwrap_or_else(|e| e.into_inner()).take());
         match taken.flatten() {
-            Some(source) => Ok(Box::new(source.resume_at(ctx.start_offset(FileSource::PARTITION).unwrap_or(0))?)),
+            Some(source) => Ok(Box::new(source)),
             None => Ok(Box::new(NoSource)),
         }
     };
@@ -105,50 +102,5 @@ pub fn report(metrics: &MetricsSnapshot, elapsed: Duration) {
     );
     for (reason, count) in &metrics.dead_letters {
         eprintln!("dead letters\t{reason}\t{count}");
-    }
-}
-
-/// Writes `rows` as CSV, sorted as given, with [`CSV_HEADER`].
-pub fn write_csv(out: &mut impl Write, rows: &[Row]) -> io::Result<()> {
-    writeln!(out, "{CSV_HEADER}")?;
-    for row in rows {
-        writeln!(
-            out,
-            "{},{},{},{},{},{},{},{},{},{},{},{}",
-            row.window_start,
-            row.window_end,
-            csv_field(&row.stream_id),
-            row.events,
-            row.chat_messages,
-            row.donations_count,
-            row.donations_usd,
-            row.viewer_joins,
-            row.viewer_leaves,
-            row.net_viewer_delta,
-            row.unique_viewers,
-            row.active_viewers,
-        )?;
-    }
-    Ok(())
-}
-
-/// A CSV field, quoted when it must be (RFC 4180).
-fn csv_field(text: &str) -> std::borrow::Cow<'_, str> {
-    if text.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", text.replace('"', "\"\"")).into()
-    } else {
-        text.into()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn fields_are_quoted_only_when_needed() {
-        assert_eq!(csv_field("stream_1001"), "stream_1001");
-        assert_eq!(csv_field("a,b"), "\"a,b\"");
-        assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
     }
 }

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use streamflow_core::{
-    Kafka, KafkaConfig, MemorySink, Pipeline, PipelineConfig, PostgresSink, RunningPipeline, Sink, Source,
+    Kafka, KafkaConfig, LiveStreams, MemorySink, Pipeline, PipelineConfig, PostgresSink, RunningPipeline, Sink, Source,
     SourceContext, SourceError,
 };
 use streamflow_runner::api::{self, Store, Telemetry};
@@ -43,9 +43,14 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
             let sink = PostgresSink::connect(postgres).context("cannot use the database")?;
             let stats = sink.stats();
             telemetry.with_postgres(Arc::clone(&stats));
-            let http = args
-                .http_addr
-                .map(|addr| Ok::<_, anyhow::Error>(Http { addr, store: Store::postgres(&url)?, telemetry, cache_ttl }));
+            let http = args.http_addr.map(|addr| {
+                Ok::<_, anyhow::Error>(Http {
+                    addr,
+                    store: Store::postgres(&url, LiveStreams::columns())?,
+                    telemetry,
+                    cache_ttl,
+                })
+            });
             run_pipeline(config, kafka, sink, http.transpose()?)?;
             let ms = |q: f64| stats.commit_latency(q).map_or(f64::NAN, |d| d.as_secs_f64() * 1e3);
             tracing::info!(
@@ -59,8 +64,12 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         None => {
             tracing::warn!("No --database-url: the results stay in memory and are lost when the process stops.");
             let sink = MemorySink::with_retention(Duration::from_secs(7 * 24 * 3600));
-            let http =
-                args.http_addr.map(|addr| Http { addr, store: Store::Memory(sink.table()), telemetry, cache_ttl });
+            let http = args.http_addr.map(|addr| Http {
+                addr,
+                store: Store::memory(sink.table(), LiveStreams::columns()),
+                telemetry,
+                cache_ttl,
+            });
             run_pipeline(config, kafka, sink, http)
         }
     }
@@ -70,7 +79,7 @@ fn run_pipeline(config: PipelineConfig, kafka: KafkaConfig, sink: impl Sink, htt
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     let kafka = Arc::new(Kafka::connect(kafka).context("cannot use Kafka")?);
     let sources =
-        move |ctx: &SourceContext| -> Result<Box<dyn Source>, SourceError> { Ok(Box::new(kafka.source(ctx)?)) };
+        move |ctx: &SourceContext| -> Result<Box<dyn Source>, SourceError> { Ok(Box::new(kafka.source(ctx))) };
     let running = Pipeline::new(config).spawn(sources, sink).context("cannot start the pipeline")?;
 
     let control = running.control();

@@ -2,6 +2,9 @@
 
 use std::time::Duration;
 
+use crate::schema::Columns;
+use crate::streams::LiveStreams;
+
 /// The Postgres sink's settings.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PostgresConfig {
@@ -20,13 +23,16 @@ pub struct PostgresConfig {
     pub max_backoff: Duration,
     /// Epoch batches waiting to be committed before the pipeline waits for the database.
     pub max_pending_batches: usize,
+    /// The columns of the rows: the results table and its upsert are made from them.
+    pub columns: Columns,
 }
 
 impl PostgresConfig {
     /// The default commit interval: 500 ms.
     pub const DEFAULT_COMMIT_INTERVAL: Duration = Duration::from_millis(500);
 
-    /// Settings for `url`, `pipeline` and `topic`, the rest at their defaults.
+    /// Settings for `url`, `pipeline` and `topic`, the rest at their defaults, for the rows of
+    /// the built-in live-stream schema ([`PostgresConfig::with_columns`] for another).
     pub fn new(url: impl Into<String>, pipeline: impl Into<String>, topic: impl Into<String>) -> PostgresConfig {
         PostgresConfig {
             url: url.into(),
@@ -36,12 +42,18 @@ impl PostgresConfig {
             min_backoff: Duration::from_millis(100),
             max_backoff: Duration::from_secs(10),
             max_pending_batches: 64,
+            columns: LiveStreams::columns().clone(),
         }
     }
 
-    /// The next wait after `current`.
-    pub(super) fn next_backoff(&self, current: Duration) -> Duration {
-        (current * 2).clamp(self.min_backoff, self.max_backoff)
+    /// These settings for rows of `columns`.
+    pub fn with_columns(self, columns: &Columns) -> PostgresConfig {
+        PostgresConfig { columns: columns.clone(), ..self }
+    }
+
+    /// The waits between attempts.
+    pub(super) fn backoff(&self) -> crate::retry::Backoff {
+        crate::retry::Backoff::new(self.min_backoff, self.max_backoff)
     }
 }
 
@@ -73,13 +85,8 @@ mod tests {
     #[test]
     fn backoff_doubles_up_to_the_cap() {
         let config = PostgresConfig::new("postgres://x", "p", "t");
-        let mut wait = Duration::ZERO;
-        let waits: Vec<u128> = (0..10)
-            .map(|_| {
-                wait = config.next_backoff(wait);
-                wait.as_millis()
-            })
-            .collect();
-        assert_eq!(waits, [100, 200, 400, 800, 1600, 3200, 6400, 10000, 10000, 10000]);
+        let mut backoff = config.backoff();
+        let waits: Vec<Duration> = (0..10).map(|_| backoff.next_wait()).collect();
+        assert!(waits[0] <= Duration::from_millis(100) && waits[9] >= Duration::from_secs(8), "{waits:?}");
     }
 }

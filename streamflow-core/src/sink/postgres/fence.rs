@@ -8,12 +8,13 @@
 //!  (session lost; B takes the lock) ─────────► claim: generation 8, read the checkpoint
 //!  reconnect: the lock is taken → fenced       commit: … WHERE generation = 8 ✓
 //! ```
-//! * **Settings.** The window size, the lateness and the source's topic are stored with the
-//!   checkpoint; a run with other settings is refused before anything is written, naming what
-//!   differs: resuming would mix rows computed two ways.
-//! * **One pipeline per schema.** The results tables have no pipeline column, so the tables of a
-//!   schema belong to the pipeline that first claimed them; another pipeline is refused, and can
-//!   have a schema of its own (`options=-csearch_path=NAME` in the URL).
+//! * **Settings.** The window size, the lateness, the columns, the results table and the
+//!   source's topic are stored with the checkpoint; a run with other settings is refused before
+//!   anything is written, naming what differs: resuming would mix rows computed two ways.
+//! * **One pipeline per results table.** The results tables have no pipeline column, so a
+//!   results table belongs to the pipeline that first claimed it; another pipeline writing the
+//!   same table is refused, and can have a schema of its own (`options=-csearch_path=NAME` in
+//!   the URL). Pipelines with tables of their own (their own columns) share a schema.
 //! * **One writer.** The committer's session holds an advisory lock named after the schema and
 //!   the pipeline; a second process waits until it is free. Every claim bumps the pipeline's
 //!   generation, and every commit checks it in the same transaction, so a process whose session
@@ -28,7 +29,8 @@ use super::config::PostgresConfig;
 use super::schema::LOCK_KEY;
 use super::Failure;
 use crate::checkpoint::Settings;
-use crate::sink::SinkError;
+use crate::error::{Error, SinkError};
+use crate::time::WindowConfig;
 
 /// The first key of the pipeline locks: any number, the same in every process.
 const PIPELINE_LOCK_CLASS: i32 = 0x5354_5246; // "STRF"
@@ -83,26 +85,33 @@ fn holder(client: &mut Client, pipeline: &str) -> Result<Option<String>, postgre
     }))
 }
 
-/// Checks that this schema's tables may hold `config.pipeline`'s results under `settings`:
-/// no other pipeline's, and none computed under other settings.
+/// The results table of pipelines that recorded none: the only one there was then.
+const LEGACY_RESULTS_TABLE: &str = "stream_metrics_minute";
+
+/// Checks that the results table may hold `config.pipeline`'s results under `settings`: no other
+/// pipeline's, and none computed under other settings.
 fn check(client: &mut impl GenericClient, config: &PostgresConfig, settings: &Settings) -> Result<(), Failure> {
+    let table = config.columns.table();
     let other = client.query_opt(
-        "SELECT pipeline FROM pipeline_checkpoints WHERE pipeline <> $1
-         UNION ALL SELECT pipeline FROM source_offsets WHERE pipeline <> $1 LIMIT 1",
-        &[&config.pipeline],
+        "SELECT pipeline FROM pipeline_checkpoints WHERE pipeline <> $1 AND coalesce(results_table, $3) = $2
+         UNION ALL
+         SELECT s.pipeline FROM source_offsets s WHERE s.pipeline <> $1 AND $2 = $3
+            AND NOT EXISTS (SELECT 1 FROM pipeline_checkpoints p WHERE p.pipeline = s.pipeline)
+         LIMIT 1",
+        &[&config.pipeline, &table, &LEGACY_RESULTS_TABLE],
     )?;
     if let Some(other) = other {
         let other: String = other.get(0);
-        return Err(Failure::Refused(SinkError::new(format!(
-            "the tables of this schema hold the results of pipeline {other:?}; pipeline {:?} would overwrite \
-             them. Give it a schema of its own (create it, and add options=-csearch_path%3DNAME to the \
-             database URL) or a database of its own",
+        return Err(Failure::Refused(Error::rejected(format!(
+            "the tables of this schema, {table} among them, hold the results of pipeline {other:?}; pipeline {:?} would overwrite \
+             them. Give it a schema of its own (create it, and add options=-csearch_path%3DNAME to the database \
+             URL) or a database of its own",
             config.pipeline
         ))));
     }
 
     let stored = client.query_opt(
-        "SELECT topic, window_seconds, lateness_seconds FROM pipeline_checkpoints WHERE pipeline = $1",
+        "SELECT topic, window_seconds, lateness_seconds, columns, results_table FROM pipeline_checkpoints WHERE pipeline = $1",
         &[&config.pipeline],
     )?;
     let mut differences = Vec::new();
@@ -115,9 +124,14 @@ fn check(client: &mut impl GenericClient, config: &PostgresConfig, settings: &Se
         stored_topics.extend(row.get::<_, Option<String>>(0));
         // Results stored before the settings were recorded are taken to have this run's.
         if let (Some(size), Some(lateness)) = (row.get::<_, Option<i32>>(1), row.get::<_, Option<i32>>(2)) {
-            let window = crate::window::WindowConfig::new(size as u32, lateness as u32)
-                .map_err(|e| Failure::Refused(SinkError::new(format!("the stored settings are not valid: {e}"))))?;
-            differences.extend(settings.differences(&Settings { window }));
+            let window = WindowConfig::new(size as u32, lateness as u32)
+                .map_err(|e| Failure::Refused(Error::rejected(format!("the stored settings are not valid: {e}"))))?;
+            let columns = row.get::<_, Option<String>>(3).unwrap_or_default();
+            differences.extend(settings.differences(&Settings { window, columns }));
+        }
+        let stored_table = row.get::<_, Option<String>>(4).unwrap_or_else(|| LEGACY_RESULTS_TABLE.to_owned());
+        if stored_table != table {
+            differences.push(format!("the results table (stored results: {stored_table}, this run: {table})"));
         }
     }
     stored_topics.sort();
@@ -128,7 +142,7 @@ fn check(client: &mut impl GenericClient, config: &PostgresConfig, settings: &Se
     if differences.is_empty() {
         return Ok(());
     }
-    Err(Failure::Refused(SinkError::new(format!(
+    Err(Failure::Refused(Error::configuration(format!(
         "pipeline {:?} cannot resume here: its stored results were computed with other settings — {}. \
          Resuming would mix rows computed both ways. Run it with the stored settings, or start afresh in \
          another schema or database, or after deleting its results (`streamflow reset`)",
@@ -151,12 +165,14 @@ pub(super) fn claim(client: &mut Client, config: &PostgresConfig, settings: &Set
     let size = settings.window.size_secs() as i32;
     let lateness = settings.window.lateness_secs() as i32;
     let row = transaction.query_one(
-        "INSERT INTO pipeline_checkpoints AS p (pipeline, topic, window_seconds, lateness_seconds, generation, updated_at)
-         VALUES ($1, $2, $3, $4, 1, now())
+        "INSERT INTO pipeline_checkpoints AS p (pipeline, topic, window_seconds, lateness_seconds, columns, results_table,
+             generation, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, 1, now())
          ON CONFLICT (pipeline) DO UPDATE SET topic = excluded.topic, window_seconds = excluded.window_seconds,
-             lateness_seconds = excluded.lateness_seconds, generation = p.generation + 1, updated_at = now()
+             lateness_seconds = excluded.lateness_seconds, columns = excluded.columns,
+             results_table = excluded.results_table, generation = p.generation + 1, updated_at = now()
          RETURNING generation",
-        &[&config.pipeline, &config.topic, &size, &lateness],
+        &[&config.pipeline, &config.topic, &size, &lateness, &settings.columns, &config.columns.table()],
     )?;
     transaction.commit()?;
     Ok(row.get(0))
@@ -175,13 +191,13 @@ pub(super) fn relock(client: &mut Client, pipeline: &str) -> Result<(), Failure>
 
 /// The error of a writer that another process took over from.
 pub(super) fn fenced(pipeline: &str, why: &str) -> SinkError {
-    SinkError::new(format!(
+    Error::rejected(format!(
         "pipeline {pipeline:?} is written by another process ({why}); this one stops so as not to overwrite its \
          results. Nothing is lost: the other process goes on from what was committed"
     ))
 }
 
-/// What [`reset`] deleted.
+/// What [`super::PostgresSink::reset`] deleted.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Reset {
     /// Rows of `stream_metrics_minute`.
@@ -193,11 +209,11 @@ pub struct Reset {
 }
 
 /// Deletes `pipeline`'s results and checkpoint from this schema, so that its next run starts
-/// afresh; refused while a process writes it, or when the schema holds another pipeline's.
+/// afresh; refused while a process writes it.
 pub(super) fn reset(client: &mut Client, pipeline: &str) -> Result<Reset, Failure> {
     if !try_lock(client, pipeline)? {
         let holder = holder(client, pipeline)?.unwrap_or_else(|| "another session".into());
-        return Err(Failure::Refused(SinkError::new(format!(
+        return Err(Failure::Refused(Error::rejected(format!(
             "pipeline {pipeline:?} is running ({holder}); stop it before resetting it"
         ))));
     }
@@ -205,15 +221,26 @@ pub(super) fn reset(client: &mut Client, pipeline: &str) -> Result<Reset, Failur
         let mut transaction = client.transaction()?;
         transaction.execute("SELECT pg_advisory_xact_lock($1)", &[&LOCK_KEY])?;
         let owned = transaction.query_opt(
-            "SELECT pipeline FROM pipeline_checkpoints WHERE pipeline = $1
-             UNION ALL SELECT pipeline FROM source_offsets WHERE pipeline = $1 LIMIT 1",
-            &[&pipeline],
+            "SELECT coalesce(results_table, $2) FROM pipeline_checkpoints WHERE pipeline = $1
+             UNION ALL SELECT $2 FROM source_offsets WHERE pipeline = $1 LIMIT 1",
+            &[&pipeline, &LEGACY_RESULTS_TABLE],
         )?;
         let mut reset = Reset::default();
-        if owned.is_some() {
-            // The results tables belong to this pipeline alone (see the module documentation).
-            reset.rows = transaction.execute("DELETE FROM stream_metrics_minute", &[])?;
-            transaction.execute("DELETE FROM stream_state", &[])?;
+        if let Some(owned) = owned {
+            // The results table belongs to this pipeline alone (see the module documentation);
+            // its name comes from the pipeline's own row, and is checked as an identifier.
+            let table: String = owned.get(0);
+            if table.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_') {
+                reset.rows = transaction.execute(&format!("DELETE FROM {table}"), &[])?;
+                let state =
+                    if table == LEGACY_RESULTS_TABLE { "stream_state".to_owned() } else { format!("{table}_state") };
+                let exists: bool = transaction
+                    .query_one("SELECT to_regclass(quote_ident(current_schema()) || '.' || $1) IS NOT NULL", &[&state])?
+                    .get(0);
+                if exists {
+                    transaction.execute(&format!("DELETE FROM {state}"), &[])?;
+                }
+            }
         }
         reset.dead_letters = transaction.execute("DELETE FROM dead_letters WHERE pipeline = $1", &[&pipeline])?;
         reset.partitions = transaction.execute("DELETE FROM source_offsets WHERE pipeline = $1", &[&pipeline])?;

@@ -35,10 +35,12 @@ pub use config::{redacted, PostgresConfig};
 pub use fence::Reset;
 pub use schema::{migrate, MigrationError, MIGRATIONS};
 
-use super::{EpochBatch, Sink, SinkError};
+use super::{EpochBatch, Sink};
 use crate::checkpoint::{Checkpoint, Settings};
+use crate::error::{Error, SinkError};
 use crate::metrics::Histogram;
-use write::Statements;
+use crate::schema::Row;
+use write::{Commit, Statements};
 
 /// Whether a database error may pass by itself, so that retrying makes sense: the connection
 /// was lost, refused or timed out, the server is starting or shutting down, a serialization
@@ -58,7 +60,8 @@ pub fn is_transient(error: &postgres::Error) -> bool {
     }
 }
 
-/// Why an attempt failed: the database, which may pass, or a refusal, which will not.
+/// Why an attempt failed: the database, which may pass (see [`is_transient`]), or a refusal,
+/// which will not.
 #[derive(Debug)]
 enum Failure {
     Database(postgres::Error),
@@ -116,7 +119,7 @@ impl PostgresStats {
 /// A sink into PostgreSQL. See the module documentation.
 pub struct PostgresSink {
     config: PostgresConfig,
-    queue: Option<SyncSender<EpochBatch>>,
+    queue: Option<SyncSender<Commit>>,
     committer: Option<JoinHandle<Result<(), SinkError>>>,
     client: Option<Client>,
     /// The generation this process claimed the pipeline at: see [`fence`].
@@ -129,15 +132,16 @@ impl PostgresSink {
     pub fn connect(config: PostgresConfig) -> Result<PostgresSink, SinkError> {
         // A URL that does not parse will not parse on a retry either.
         config.url.parse::<postgres::Config>().map_err(|e| {
-            SinkError::with_source(format!("the database URL {} is not valid", redacted(&config.url)), e)
+            Error::configuration(format!("the database URL {} is not valid", redacted(&config.url))).caused_by(e)
         })?;
         let stats = Arc::new(PostgresStats::default());
-        let client = retrying(&config, &stats, "apply the schema", apply_schema).map(|(client, applied)| {
-            if !applied.is_empty() {
-                tracing::info!(versions = ?applied, "Applied schema migrations.");
-            }
-            client
-        })?;
+        let client = retrying(&config, &stats, "apply the schema", |client| apply_schema(client, &config.columns))
+            .map(|(client, applied)| {
+                if !applied.is_empty() {
+                    tracing::info!(versions = ?applied, "Applied schema migrations.");
+                }
+                client
+            })?;
         Ok(PostgresSink { config, queue: None, committer: None, client: Some(client), generation: None, stats })
     }
 
@@ -146,10 +150,24 @@ impl PostgresSink {
     pub fn reset(config: &PostgresConfig) -> Result<Reset, SinkError> {
         let stats = PostgresStats::default();
         let (_, reset) = retrying(config, &stats, "reset the pipeline", |client| {
-            apply_schema(client)?;
+            apply_schema(client, &config.columns)?;
             fence::reset(client, &config.pipeline)
         })?;
         Ok(reset)
+    }
+
+    /// The checkpoint stored for the pipeline and topic of `config`, read without claiming the
+    /// pipeline or changing anything (`streamflow offsets`): empty where nothing was stored.
+    pub fn stored_checkpoint(config: &PostgresConfig) -> Result<Checkpoint, SinkError> {
+        let stats = PostgresStats::default();
+        let (_, checkpoint) =
+            retrying(config, &stats, "read the checkpoint", |client| match write::read_checkpoint(client, config) {
+                Err(error) if error.code() == Some(&postgres::error::SqlState::UNDEFINED_TABLE) => {
+                    Ok(Checkpoint::default())
+                }
+                read => Ok(read?),
+            })?;
+        Ok(checkpoint)
     }
 
     /// The sink's figures.
@@ -158,10 +176,10 @@ impl PostgresSink {
     }
 
     /// Starts the committer thread on the connection `connect` opened.
-    fn start(&mut self) -> Result<&SyncSender<EpochBatch>, SinkError> {
+    fn start(&mut self) -> Result<&SyncSender<Commit>, SinkError> {
         if self.queue.is_none() {
             let (sender, receiver) = mpsc::sync_channel(self.config.max_pending_batches);
-            let generation = self.generation.ok_or_else(|| SinkError::new("the pipeline was not claimed"))?;
+            let generation = self.generation.ok_or_else(|| Error::new("the pipeline was not claimed"))?;
             let committer = Committer {
                 config: self.config.clone(),
                 client: self.client.take(),
@@ -172,7 +190,7 @@ impl PostgresSink {
             let thread = std::thread::Builder::new()
                 .name("postgres-sink".into())
                 .spawn(move || committer.run(receiver))
-                .map_err(|e| SinkError::with_source("cannot start the Postgres committer", e))?;
+                .map_err(|e| Error::new("cannot start the Postgres committer").caused_by(e))?;
             self.committer = Some(thread);
             self.queue = Some(sender);
         }
@@ -184,18 +202,26 @@ impl PostgresSink {
         self.queue = None;
         match self.committer.take().map(JoinHandle::join) {
             Some(Ok(result)) => result,
-            Some(Err(_)) => Err(SinkError::new("the Postgres committer panicked")),
+            Some(Err(_)) => Err(Error::new("the Postgres committer panicked")),
             None => Ok(()),
         }
     }
 }
 
-impl Sink for PostgresSink {
-    /// Claims the pipeline (see [`fence`]: refused when the stored results were computed with
+impl<R: Row> Sink<R> for PostgresSink {
+    /// Claims the pipeline (see the `fence` module: refused when the stored results were computed with
     /// other settings or belong to another pipeline; waits while another process writes it),
     /// then reads its checkpoint, on the session that will commit.
     fn checkpoint(&mut self, settings: &Settings) -> Result<Checkpoint, SinkError> {
         let config = self.config.clone();
+        let columns = config.columns.fingerprint();
+        if settings.columns != columns {
+            return Err(Error::configuration(format!(
+                "the sink's tables are made for the columns {columns}, the pipeline's schema has {}: \
+                 give the sink the schema's columns (PostgresConfig::with_columns)",
+                settings.columns
+            )));
+        }
         let mut client = self.client.take();
         let (client, (generation, checkpoint)) =
             retrying_on(&mut client, &config, &self.stats, "claim the pipeline", |client| {
@@ -207,10 +233,12 @@ impl Sink for PostgresSink {
         Ok(checkpoint)
     }
 
-    fn apply(&mut self, batch: EpochBatch) -> Result<(), SinkError> {
-        if self.start()?.send(batch).is_err() {
+    fn apply(&mut self, batch: EpochBatch<R>) -> Result<(), SinkError> {
+        // The rows become the values of their columns here, on the pipeline's side of the queue.
+        let commit = Commit::of(&batch, &self.config.columns);
+        if self.start()?.send(commit).is_err() {
             // The committer stopped: say why.
-            return Err(self.stop().err().unwrap_or_else(|| SinkError::new("the Postgres committer stopped")));
+            return Err(self.stop().err().unwrap_or_else(|| Error::new("the Postgres committer stopped")));
         }
         Ok(())
     }
@@ -237,8 +265,8 @@ struct Committer {
 }
 
 impl Committer {
-    fn run(mut self, batches: Receiver<EpochBatch>) -> Result<(), SinkError> {
-        let mut pending: Option<EpochBatch> = None;
+    fn run(mut self, batches: Receiver<Commit>) -> Result<(), SinkError> {
+        let mut pending: Option<Commit> = None;
         let mut deadline = Instant::now();
         loop {
             let received = match &pending {
@@ -269,8 +297,8 @@ impl Committer {
     }
 
     /// Writes `batch`, however many attempts it takes, unless a failure will not pass.
-    fn commit(&mut self, batch: &EpochBatch) -> Result<(), SinkError> {
-        let mut backoff = Duration::ZERO;
+    fn commit(&mut self, batch: &Commit) -> Result<(), SinkError> {
+        let mut backoff = self.config.backoff();
         loop {
             let started = Instant::now();
             match self.attempt(batch) {
@@ -279,7 +307,7 @@ impl Committer {
                     self.stats.rows_written.fetch_add(written.rows, Relaxed);
                     self.stats.dead_letters_written.fetch_add(written.dead_letters, Relaxed);
                     self.stats.database_up.store(true, Relaxed);
-                    if backoff > Duration::ZERO {
+                    if backoff.is_retrying() {
                         tracing::info!("Committed again after the database came back.");
                     }
                     return Ok(());
@@ -287,11 +315,11 @@ impl Committer {
                 Err(Failure::Database(error)) if is_transient(&error) => {
                     self.stats.database_up.store(false, Relaxed);
                     self.stats.retries.fetch_add(1, Relaxed);
-                    backoff = self.config.next_backoff(backoff);
-                    tracing::warn!(error = %error, retry_in = ?backoff, "Commit failed; retrying.");
+                    let wait = backoff.next_wait();
+                    tracing::warn!(error = %error, retry_in = ?wait, "Commit failed; retrying.");
                     self.client = None;
                     self.statements = None;
-                    std::thread::sleep(backoff);
+                    std::thread::sleep(wait);
                 }
                 Err(Failure::Database(error)) => return Err(fatal("cannot commit to Postgres", error)),
                 Err(Failure::Refused(error)) => return Err(error),
@@ -299,7 +327,7 @@ impl Committer {
         }
     }
 
-    fn attempt(&mut self, batch: &EpochBatch) -> Result<write::Written, Failure> {
+    fn attempt(&mut self, batch: &Commit) -> Result<write::Written, Failure> {
         if self.client.is_none() {
             let mut client = open(&self.config.url)?;
             // A new session: the writer's lock went with the old one.
@@ -308,7 +336,7 @@ impl Committer {
         }
         let client = self.client.as_mut().expect("connected above");
         if self.statements.is_none() {
-            self.statements = Some(Statements::prepare(client)?);
+            self.statements = Some(Statements::prepare(client, &self.config.columns)?);
         }
         let statements = self.statements.as_ref().expect("prepared above");
         match write::write(client, statements, &self.config, self.generation, batch)? {
@@ -330,7 +358,7 @@ fn retrying_on<T>(
     what: &str,
     mut attempt: impl FnMut(&mut Client) -> Result<T, Failure>,
 ) -> Result<(Client, T), SinkError> {
-    let mut backoff = Duration::ZERO;
+    let mut backoff = config.backoff();
     loop {
         let mut connected = match client.take() {
             Some(connected) => connected,
@@ -339,9 +367,9 @@ fn retrying_on<T>(
         match attempt(&mut connected) {
             Ok(result) => return Ok((connected, result)),
             Err(Failure::Database(error)) if is_transient(&error) => {
-                backoff = config.next_backoff(backoff);
-                tracing::warn!(error = %error, retry_in = ?backoff, "Cannot {what}; retrying.");
-                std::thread::sleep(backoff);
+                let wait = backoff.next_wait();
+                tracing::warn!(error = %error, retry_in = ?wait, "Cannot {what}; retrying.");
+                std::thread::sleep(wait);
             }
             Err(Failure::Database(error)) => return Err(fatal(&format!("cannot {what}"), error)),
             Err(Failure::Refused(error)) => return Err(error),
@@ -349,12 +377,20 @@ fn retrying_on<T>(
     }
 }
 
-/// [`migrate`], its refusals told from the failures that pass.
-fn apply_schema(client: &mut Client) -> Result<Vec<i32>, Failure> {
-    migrate(client).map_err(|error| match error {
+/// [`migrate`], then the results tables of `columns`, its refusals told from the failures that
+/// pass.
+fn apply_schema(client: &mut Client, columns: &crate::schema::Columns) -> Result<Vec<i32>, Failure> {
+    let refused = |error| match error {
         MigrationError::Database(error) => Failure::Database(error),
-        refused => Failure::Refused(SinkError::with_source("cannot apply the schema", refused)),
-    })
+        refused => Failure::Refused(Error::rejected("cannot apply the schema").caused_by(refused)),
+    };
+    let applied = migrate(client).map_err(refused)?;
+    let mut transaction = client.transaction()?;
+    // One process at a time creates a table.
+    transaction.execute("SELECT pg_advisory_xact_lock($1)", &[&schema::LOCK_KEY])?;
+    schema::results_tables(&mut transaction, columns).map_err(refused)?;
+    transaction.commit()?;
+    Ok(applied)
 }
 
 /// [`retrying_on`] a new connection.
@@ -369,7 +405,7 @@ fn retrying<T>(
 
 /// Connects, waiting out failures that pass.
 fn connect(config: &PostgresConfig, stats: &PostgresStats) -> Result<Client, SinkError> {
-    let mut backoff = Duration::ZERO;
+    let mut backoff = config.backoff();
     loop {
         match open(&config.url) {
             Ok(client) => {
@@ -378,10 +414,10 @@ fn connect(config: &PostgresConfig, stats: &PostgresStats) -> Result<Client, Sin
             }
             Err(error) if is_transient(&error) => {
                 stats.database_up.store(false, Relaxed);
-                backoff = config.next_backoff(backoff);
-                tracing::warn!(url = %redacted(&config.url), error = %error, retry_in = ?backoff,
+                let wait = backoff.next_wait();
+                tracing::warn!(url = %redacted(&config.url), error = %error, retry_in = ?wait,
                     "Cannot connect to Postgres; retrying.");
-                std::thread::sleep(backoff);
+                std::thread::sleep(wait);
             }
             Err(error) => return Err(fatal(&format!("cannot connect to {}", redacted(&config.url)), error)),
         }
@@ -407,5 +443,5 @@ fn fatal(context: &str, error: postgres::Error) -> SinkError {
         Some(db) => format!("{context}: {} ({})", db.message(), db.code().code()),
         None => format!("{context}: {error}"),
     };
-    SinkError::with_source(message, error)
+    Error::rejected(message).caused_by(error)
 }

@@ -7,13 +7,19 @@
 //!
 //! A schema that already holds tables of these names that streamflow did not create (the
 //! original Spark pipeline's, say) is left as it is, with an error naming them.
+//!
+//! The results tables come from the pipeline's column description ([`results_tables`]): a table
+//! that exists already must have the columns the description gives it.
 
-use postgres::Client;
+use postgres::{Client, GenericClient};
+
+use crate::schema::{Columns, Kind};
 
 /// The migrations, in order: version, name, SQL.
 pub const MIGRATIONS: &[(i32, &str, &str)] = &[
     (1, "001_tables.sql", include_str!("../../../sql/001_tables.sql")),
     (2, "002_pipelines.sql", include_str!("../../../sql/002_pipelines.sql")),
+    (3, "003_any_schema.sql", include_str!("../../../sql/003_any_schema.sql")),
 ];
 
 /// The tables the migrations create.
@@ -49,6 +55,19 @@ pub enum MigrationError {
     /// The session has no schema to create tables in.
     #[error("no schema to create the tables in: the search_path names none that exists (create it first)")]
     NoSchema,
+    /// A results table exists with other columns than the description gives it.
+    #[error(
+        "the table {table} exists with other columns than this pipeline's: it has {found}, this pipeline writes \
+         {wanted}. Nothing was changed. Give the pipeline another table or schema, or rename the table"
+    )]
+    OtherColumns {
+        /// The table.
+        table: String,
+        /// Its columns, as found.
+        found: String,
+        /// The columns the description gives it.
+        wanted: String,
+    },
 }
 
 /// Applies the migrations not applied yet; returns the versions it applied.
@@ -93,4 +112,111 @@ pub fn migrate(client: &mut Client) -> Result<Vec<i32>, MigrationError> {
     }
     transaction.commit()?;
     Ok(newly)
+}
+
+/// The columns of a results table the description gives: name, SQL type, nullable.
+fn results_columns(columns: &Columns) -> Vec<(String, String, bool)> {
+    let mut all = vec![
+        ("window_start".to_owned(), "timestamptz".to_owned(), false),
+        ("window_end".to_owned(), "timestamptz".to_owned(), false),
+        (columns.key().to_owned(), "text".to_owned(), false),
+    ];
+    for column in columns.iter() {
+        let nullable = matches!(column.kind, Kind::Min | Kind::Max);
+        all.push((column.name.clone(), column.number.sql_type(), nullable));
+    }
+    all.push(("is_final".to_owned(), "boolean".to_owned(), false));
+    all.push(("updated_at".to_owned(), "timestamptz".to_owned(), false));
+    all
+}
+
+/// The columns of the state table: the key, each running column, the window it is as of.
+fn state_columns(columns: &Columns) -> Vec<(String, String, bool)> {
+    let mut all = vec![(columns.key().to_owned(), "text".to_owned(), false)];
+    for index in columns.running() {
+        let column = columns.get(index).expect("a running column");
+        all.push((column.name.clone(), column.number.sql_type(), false));
+    }
+    all.push(("window_start".to_owned(), "timestamptz".to_owned(), false));
+    all.push(("updated_at".to_owned(), "timestamptz".to_owned(), false));
+    all
+}
+
+/// Creates the results table (and the state table) of `columns` when they do not exist, or
+/// checks that they have the columns the description gives them. The names are identifiers the
+/// description has checked.
+pub fn results_tables(client: &mut impl GenericClient, columns: &Columns) -> Result<(), MigrationError> {
+    let key = columns.key();
+    let table = columns.table();
+    ensure_table(
+        client,
+        table,
+        &results_columns(columns),
+        &format!("PRIMARY KEY (window_start, {key})"),
+        &format!("CREATE INDEX IF NOT EXISTS {table}_by_{key} ON {table} ({key}, window_start DESC)"),
+    )?;
+    if let Some(state) = columns.state_table() {
+        ensure_table(client, state, &state_columns(columns), &format!("PRIMARY KEY ({key})"), "")?;
+    }
+    Ok(())
+}
+
+fn ensure_table(
+    client: &mut impl GenericClient,
+    table: &str,
+    wanted: &[(String, String, bool)],
+    key: &str,
+    index: &str,
+) -> Result<(), MigrationError> {
+    let found: Vec<(String, String)> = client
+        .query(
+            "SELECT column_name::text, format_type(a.atttypid, a.atttypmod)
+             FROM information_schema.columns c
+             JOIN pg_attribute a ON a.attrelid = (quote_ident(c.table_schema) || '.' || quote_ident(c.table_name))::regclass
+                                AND a.attname = c.column_name
+             WHERE c.table_schema = current_schema() AND c.table_name = $1
+             ORDER BY c.ordinal_position",
+            &[&table],
+        )?
+        .iter()
+        .map(|row| (row.get(0), row.get(1)))
+        .collect();
+    let normal = |t: &str| match t {
+        "timestamp with time zone" => "timestamptz".to_owned(),
+        other => other.to_owned(),
+    };
+    if found.is_empty() {
+        let definitions: Vec<String> = wanted
+            .iter()
+            .map(|(name, sql_type, nullable)| {
+                let default = match name.as_str() {
+                    "is_final" => " DEFAULT false",
+                    "updated_at" => " DEFAULT now()",
+                    _ => "",
+                };
+                format!("{name} {sql_type}{}{default}", if *nullable { "" } else { " NOT NULL" })
+            })
+            .collect();
+        client.batch_execute(&format!("CREATE TABLE {table} ({}, {key})", definitions.join(", ")))?;
+        if !index.is_empty() {
+            client.batch_execute(index)?;
+        }
+        return Ok(());
+    }
+    let found_names: Vec<(String, String)> = found.iter().map(|(n, t)| (n.clone(), normal(t))).collect();
+    let wanted_names: Vec<(String, String)> = wanted.iter().map(|(n, t, _)| (n.clone(), t.clone())).collect();
+    if found_names != wanted_names {
+        let list = |columns: &[(String, String)]| {
+            columns.iter().map(|(n, t)| format!("{n} {t}")).collect::<Vec<_>>().join(", ")
+        };
+        return Err(MigrationError::OtherColumns {
+            table: table.to_owned(),
+            found: list(&found_names),
+            wanted: list(&wanted_names),
+        });
+    }
+    if !index.is_empty() {
+        client.batch_execute(index)?;
+    }
+    Ok(())
 }

@@ -5,57 +5,129 @@
 //! answer was lost) leaves the same tables. The first statement checks that this process still
 //! is the pipeline's writer (see `fence`).
 //!
-//! No record can make a commit fail: stream ids were checked when decoded, stored text holds no
+//! No record can make a commit fail: keys were checked when decoded, stored text holds no
 //! U+0000 ([`crate::StoredText`]), dead letters go in statements of bounded size however large
-//! their payloads, and a money sum beyond `NUMERIC(18,2)` is stored at its bound, with a warning.
+//! their payloads, and a decimal sum beyond `NUMERIC(18,s)` is stored at its bound, with a
+//! warning. The statements of rows come from the column description.
 
 use std::collections::BTreeMap;
 use std::time::SystemTime;
 
+use postgres::types::ToSql;
 use postgres::{Client, Statement};
 
 use super::config::PostgresConfig;
 use crate::checkpoint::{Checkpoint, PartitionPosition};
-use crate::event::{EventTime, StreamId};
+use crate::schema::{Columns, GenericRow, Number, Row};
 use crate::sink::{EpochBatch, RowChange};
+use crate::time::EventTime;
+
+/// A batch as the committer writes it: its rows as the values of their columns.
+pub(super) type Commit = EpochBatch<GenericRow>;
+
+impl Commit {
+    /// The batch with its rows as values.
+    pub(super) fn of<R: Row>(batch: &EpochBatch<R>, columns: &Columns) -> Commit {
+        let generic = |row: &R| GenericRow {
+            window_start: row.window_start(),
+            window_end: row.window_end(),
+            key: row.key().into(),
+            values: (0..columns.len()).map(|i| row.value(i)).collect(),
+        };
+        EpochBatch {
+            epoch: batch.epoch,
+            rows: batch
+                .rows
+                .iter()
+                .map(|change| match change {
+                    RowChange::Update(row) => RowChange::Update(generic(row)),
+                    RowChange::Final(row) => RowChange::Final(generic(row)),
+                })
+                .collect(),
+            dead_letters: batch.dead_letters.clone(),
+            checkpoint: batch.checkpoint.clone(),
+        }
+    }
+}
 
 /// The prepared statements of one connection.
 pub(super) struct Statements {
     rows: Statement,
-    stream_state: Statement,
+    state: Option<Statement>,
     dead_letters: Statement,
     offsets: Statement,
     fence: Statement,
-    closed_audience: Statement,
+    closed_running: Statement,
+    columns: Columns,
+}
+
+/// `alias`, an integer parameter, as a value of a column of `number`: decimals are sent as their
+/// scaled integers.
+fn value_sql(alias: &str, number: Number) -> String {
+    match number {
+        Number::Decimal { scale } if scale > 0 => format!("{alias}::numeric / {}", 10i64.pow(u32::from(scale))),
+        _ => alias.to_owned(),
+    }
+}
+
+/// The upsert of rows of `columns`: every value an array parameter. The names are identifiers
+/// the description checked.
+fn rows_sql(columns: &Columns) -> String {
+    let (table, key) = (columns.table(), columns.key());
+    let names: Vec<&str> = columns.iter().map(|c| c.name.as_str()).collect();
+    let values: Vec<String> = columns.iter().enumerate().map(|(i, c)| value_sql(&format!("c{i}"), c.number)).collect();
+    let arrays: Vec<String> = (0..columns.len()).map(|i| format!("${}::int8[]", i + 4)).collect();
+    let aliases: Vec<String> = (0..columns.len()).map(|i| format!("c{i}")).collect();
+    let updates: Vec<String> = names.iter().map(|n| format!("{n} = excluded.{n}")).collect();
+    format!(
+        "INSERT INTO {table} AS m (window_start, window_end, {key}, {names}, is_final, updated_at)
+         SELECT ws, we, k, {values}, fin, now()
+         FROM UNNEST($1::timestamptz[], $2::timestamptz[], $3::text[], {arrays}, ${fin}::bool[])
+              AS t(ws, we, k, {aliases}, fin)
+         ON CONFLICT (window_start, {key}) DO UPDATE SET window_end = excluded.window_end, {updates},
+             is_final = excluded.is_final, updated_at = excluded.updated_at",
+        names = names.join(", "),
+        values = values.join(", "),
+        arrays = arrays.join(", "),
+        fin = columns.len() + 4,
+        aliases = aliases.join(", "),
+        updates = updates.join(", "),
+    )
+}
+
+/// The upsert of each key's running columns as of its newest window, keeping a newer one
+/// already stored.
+fn state_sql(columns: &Columns, table: &str) -> String {
+    let key = columns.key();
+    let running: Vec<_> = columns.running().map(|i| columns.get(i).expect("a column")).collect();
+    let names: Vec<&str> = running.iter().map(|c| c.name.as_str()).collect();
+    let arrays: Vec<String> = (0..names.len()).map(|i| format!("${}::int8[]", i + 3)).collect();
+    let aliases: Vec<String> = (0..names.len()).map(|i| format!("r{i}")).collect();
+    let values: Vec<String> = running.iter().enumerate().map(|(i, c)| value_sql(&format!("r{i}"), c.number)).collect();
+    let updates: Vec<String> = names.iter().map(|n| format!("{n} = excluded.{n}")).collect();
+    format!(
+        "INSERT INTO {table} AS s ({key}, {names}, window_start, updated_at)
+         SELECT k, {values}, ws, now() FROM UNNEST($1::text[], $2::timestamptz[], {arrays}) AS t(k, ws, {aliases})
+         ON CONFLICT ({key}) DO UPDATE SET {updates}, window_start = excluded.window_start,
+             updated_at = excluded.updated_at
+         WHERE s.window_start <= excluded.window_start",
+        names = names.join(", "),
+        values = values.join(", "),
+        aliases = aliases.join(", "),
+        arrays = arrays.join(", "),
+        updates = updates.join(", "),
+    )
 }
 
 impl Statements {
-    pub(super) fn prepare(client: &mut Client) -> Result<Statements, postgres::Error> {
+    pub(super) fn prepare(client: &mut Client, columns: &Columns) -> Result<Statements, postgres::Error> {
+        let state = match columns.state_table() {
+            Some(table) if columns.running().next().is_some() => Some(client.prepare(&state_sql(columns, table))?),
+            _ => None,
+        };
         Ok(Statements {
-            rows: client.prepare(
-                "INSERT INTO stream_metrics_minute AS m (window_start, window_end, stream_id, events, chat_messages,
-                     donations_count, donations_usd, viewer_joins, viewer_leaves, net_viewer_delta, unique_viewers,
-                     active_viewers, is_final, updated_at)
-                 SELECT ws, we, sid, ev, cm, dc, cents::numeric / 100, vj, vl, nvd, uv, av, fin, now()
-                 FROM UNNEST($1::timestamptz[], $2::timestamptz[], $3::text[], $4::int8[], $5::int8[], $6::int8[],
-                             $7::int8[], $8::int8[], $9::int8[], $10::int8[], $11::int8[], $12::int8[], $13::bool[])
-                      AS t(ws, we, sid, ev, cm, dc, cents, vj, vl, nvd, uv, av, fin)
-                 ON CONFLICT (window_start, stream_id) DO UPDATE SET
-                     window_end = excluded.window_end, events = excluded.events,
-                     chat_messages = excluded.chat_messages, donations_count = excluded.donations_count,
-                     donations_usd = excluded.donations_usd, viewer_joins = excluded.viewer_joins,
-                     viewer_leaves = excluded.viewer_leaves, net_viewer_delta = excluded.net_viewer_delta,
-                     unique_viewers = excluded.unique_viewers, active_viewers = excluded.active_viewers,
-                     is_final = excluded.is_final, updated_at = excluded.updated_at",
-            )?,
-            stream_state: client.prepare(
-                "INSERT INTO stream_state AS s (stream_id, active_viewers, window_start, updated_at)
-                 SELECT sid, av, ws, now() FROM UNNEST($1::text[], $2::int8[], $3::timestamptz[]) AS t(sid, av, ws)
-                 ON CONFLICT (stream_id) DO UPDATE SET
-                     active_viewers = excluded.active_viewers, window_start = excluded.window_start,
-                     updated_at = excluded.updated_at
-                 WHERE s.window_start <= excluded.window_start",
-            )?,
+            rows: client.prepare(&rows_sql(columns))?,
+            state,
             dead_letters: client.prepare(
                 "INSERT INTO dead_letters (pipeline, topic, partition, \"offset\", reason, detail, event_id, key, payload)
                  SELECT $1, $2, p, o, r, d, e, k, b
@@ -76,11 +148,13 @@ impl Statements {
                 "UPDATE pipeline_checkpoints SET closed_through = coalesce($3, closed_through), updated_at = now()
                  WHERE pipeline = $1 AND generation = $2",
             )?,
-            closed_audience: client.prepare(
-                "INSERT INTO stream_checkpoints (pipeline, stream_id, closed_net_viewers)
-                 SELECT $1, sid, n FROM UNNEST($2::text[], $3::int8[]) AS t(sid, n)
-                 ON CONFLICT (pipeline, stream_id) DO UPDATE SET closed_net_viewers = excluded.closed_net_viewers",
+            closed_running: client.prepare(
+                "INSERT INTO stream_checkpoints (pipeline, stream_id, closed_running)
+                 SELECT $1, k, string_to_array(r, ',')::int8[] FROM UNNEST($2::text[], $3::text[]) AS t(k, r)
+                 ON CONFLICT (pipeline, stream_id) DO UPDATE SET closed_running = excluded.closed_running,
+                     closed_net_viewers = NULL",
             )?,
+            columns: columns.clone(),
         })
     }
 }
@@ -96,8 +170,8 @@ pub(super) struct Written {
 /// 1 GiB message, whatever the records hold.
 const DEAD_LETTER_BYTES_PER_STATEMENT: usize = 64 << 20;
 
-/// The largest amount `NUMERIC(18,2)` holds, in cents.
-const MAX_STORED_CENTS: i64 = 999_999_999_999_999_999;
+/// The largest value `NUMERIC(18,s)` holds, in its smallest unit.
+const MAX_STORED_DECIMAL: i64 = 999_999_999_999_999_999;
 
 /// Writes `batch` in one transaction, if this process still is the pipeline's writer at
 /// `generation`; `None` (and nothing written) when another process claimed it since.
@@ -106,7 +180,7 @@ pub(super) fn write(
     statements: &Statements,
     config: &PostgresConfig,
     generation: i64,
-    batch: &EpochBatch,
+    batch: &Commit,
 ) -> Result<Option<Written>, postgres::Error> {
     let mut tx = client.transaction()?;
     let closed = batch.checkpoint.closed_through.map(SystemTime::from);
@@ -115,42 +189,36 @@ pub(super) fn write(
     }
 
     if !batch.rows.is_empty() {
-        let rows: Vec<_> = batch.rows.iter().map(RowChange::row).collect();
-        let times = |f: fn(&crate::Row) -> EventTime| rows.iter().map(|r| SystemTime::from(f(r))).collect::<Vec<_>>();
-        let ints = |f: fn(&crate::Row) -> i64| rows.iter().map(|r| f(r)).collect::<Vec<i64>>();
-        let stream_ids: Vec<&str> = rows.iter().map(|r| r.stream_id.as_str()).collect();
+        let columns = &statements.columns;
+        let rows: Vec<&GenericRow> = batch.rows.iter().map(RowChange::row).collect();
+        let starts: Vec<SystemTime> = rows.iter().map(|r| r.window_start.into()).collect();
+        let ends: Vec<SystemTime> = rows.iter().map(|r| r.window_end.into()).collect();
+        let keys: Vec<&str> = rows.iter().map(|r| r.key.as_str()).collect();
+        let values: Vec<Vec<Option<i64>>> =
+            (0..columns.len()).map(|i| rows.iter().map(|r| stored(columns, i, r)).collect()).collect();
         let finals: Vec<bool> = batch.rows.iter().map(RowChange::is_final).collect();
-        tx.execute(
-            &statements.rows,
-            &[
-                &times(|r| r.window_start),
-                &times(|r| r.window_end),
-                &stream_ids,
-                &ints(|r| count(r.events)),
-                &ints(|r| count(r.chat_messages)),
-                &ints(|r| count(r.donations_count)),
-                &ints(stored_cents),
-                &ints(|r| count(r.viewer_joins)),
-                &ints(|r| count(r.viewer_leaves)),
-                &ints(|r| r.net_viewer_delta),
-                &ints(|r| count(r.unique_viewers)),
-                &ints(|r| count(r.active_viewers)),
-                &finals,
-            ],
-        )?;
+        let mut parameters: Vec<&(dyn ToSql + Sync)> = vec![&starts, &ends, &keys];
+        parameters.extend(values.iter().map(|v| v as &(dyn ToSql + Sync)));
+        parameters.push(&finals);
+        tx.execute(&statements.rows, &parameters)?;
 
-        // Each stream's newest changed window; the statement keeps a newer one already stored.
-        let mut newest: BTreeMap<&str, (EventTime, u64)> = BTreeMap::new();
-        for row in &rows {
-            let entry = newest.entry(row.stream_id.as_str()).or_insert((row.window_start, row.active_viewers));
-            if row.window_start >= entry.0 {
-                *entry = (row.window_start, row.active_viewers);
+        if let Some(state) = &statements.state {
+            // Each key's newest changed window; the statement keeps a newer one already stored.
+            let mut newest: BTreeMap<&str, &GenericRow> = BTreeMap::new();
+            for row in &rows {
+                let entry = newest.entry(row.key.as_str()).or_insert(row);
+                if row.window_start >= entry.window_start {
+                    *entry = row;
+                }
             }
+            let keys: Vec<&str> = newest.keys().copied().collect();
+            let windows: Vec<SystemTime> = newest.values().map(|r| r.window_start.into()).collect();
+            let running: Vec<Vec<Option<i64>>> =
+                columns.running().map(|i| newest.values().map(|r| stored(columns, i, r)).collect()).collect();
+            let mut parameters: Vec<&(dyn ToSql + Sync)> = vec![&keys, &windows];
+            parameters.extend(running.iter().map(|v| v as &(dyn ToSql + Sync)));
+            tx.execute(state, &parameters)?;
         }
-        let ids: Vec<&str> = newest.keys().copied().collect();
-        let active: Vec<i64> = newest.values().map(|(_, a)| count(*a)).collect();
-        let windows: Vec<SystemTime> = newest.values().map(|(w, _)| SystemTime::from(*w)).collect();
-        tx.execute(&statements.stream_state, &[&ids, &active, &windows])?;
     }
 
     let mut letters = batch.dead_letters.as_slice();
@@ -193,10 +261,15 @@ pub(super) fn write(
             &[&config.pipeline, &config.topic, &partitions, &next, &max_ts, &replay, &replay_ts],
         )?;
     }
-    if !checkpoint.closed_audience.is_empty() {
-        let streams: Vec<&str> = checkpoint.closed_audience.keys().map(StreamId::as_str).collect();
-        let totals: Vec<i64> = checkpoint.closed_audience.values().copied().collect();
-        tx.execute(&statements.closed_audience, &[&config.pipeline, &streams, &totals])?;
+    if !checkpoint.closed_running.is_empty() {
+        let keys: Vec<&str> = checkpoint.closed_running.keys().map(|k| k.as_str()).collect();
+        // Arrays of arrays must be rectangular in PostgreSQL; each key's goes as text.
+        let totals: Vec<String> = checkpoint
+            .closed_running
+            .values()
+            .map(|totals| totals.iter().map(i64::to_string).collect::<Vec<_>>().join(","))
+            .collect();
+        tx.execute(&statements.closed_running, &[&config.pipeline, &keys, &totals])?;
     }
 
     tx.commit()?;
@@ -229,30 +302,29 @@ pub(super) fn read_checkpoint(client: &mut Client, config: &PostgresConfig) -> R
         checkpoint.closed_through = row.get::<_, Option<SystemTime>>(0).map(EventTime::from);
     }
     for row in client.query(
-        "SELECT stream_id, closed_net_viewers FROM stream_checkpoints WHERE pipeline = $1",
+        "SELECT stream_id, coalesce(closed_running, ARRAY[closed_net_viewers]) FROM stream_checkpoints WHERE pipeline = $1",
         &[&config.pipeline],
     )? {
-        checkpoint.closed_audience.insert(row.get::<_, &str>(0).into(), row.get(1));
+        checkpoint.closed_running.insert(row.get::<_, &str>(0).into(), row.get(1));
     }
     Ok(checkpoint)
 }
 
-/// A row's donations as `NUMERIC(18,2)` can hold them: ten million donations of the largest
-/// amount in one window of one stream are past it.
-fn stored_cents(row: &crate::Row) -> i64 {
-    let cents = row.donations_usd.0;
-    if !(-MAX_STORED_CENTS..=MAX_STORED_CENTS).contains(&cents) {
-        tracing::warn!(window = %row.window_start, stream = %row.stream_id, cents,
-            "The donations of a window exceed NUMERIC(18,2); stored at its bound.");
+/// Value `index` of `row` as its column can hold it: a decimal sum past `NUMERIC(18,s)` (ten
+/// million donations of the largest amount in one window of one stream) is stored at its bound.
+fn stored(columns: &Columns, index: usize, row: &GenericRow) -> Option<i64> {
+    let value = row.value(index)?;
+    let column = columns.get(index)?;
+    if !matches!(column.number, Number::Decimal { .. }) {
+        return Some(value);
     }
-    cents.clamp(-MAX_STORED_CENTS, MAX_STORED_CENTS)
+    if !(-MAX_STORED_DECIMAL..=MAX_STORED_DECIMAL).contains(&value) {
+        tracing::warn!(window = %row.window_start, key = %row.key, column = %column.name, value,
+            "A decimal of a window exceeds NUMERIC(18,s); stored at its bound.");
+    }
+    Some(value.clamp(-MAX_STORED_DECIMAL, MAX_STORED_DECIMAL))
 }
 
-/// A count as a `bigint`.
-fn count(n: u64) -> i64 {
-    i64::try_from(n).unwrap_or(i64::MAX)
-}
-
-fn partition(partition: crate::PartitionId) -> i32 {
+fn partition(partition: crate::position::PartitionId) -> i32 {
     i32::try_from(partition).unwrap_or(i32::MAX)
 }

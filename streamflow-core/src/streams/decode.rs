@@ -1,4 +1,4 @@
-//! Bytes to [`Event`], or the [`Reason`] the bytes are refused (spec §1).
+//! Bytes to an [`Event`] of spec §1, or the [`Refusal`] that says which rule they broke.
 //!
 //! One pass of `serde_json` over the payload, borrowing strings from it where they have no
 //! escapes. Every field is read loosely first and checked afterwards, so that a mistyped field
@@ -9,41 +9,50 @@ use std::borrow::Cow;
 use std::fmt;
 
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::value::RawValue;
-use timely::dataflow::channels::pact::Exchange;
-use timely::dataflow::operators::generic::Operator;
-use timely::dataflow::StreamVec;
 
-use crate::dead_letter::{Reason, StoredText};
-use crate::event::{AmountError, Cents, Event, EventTime, EventType};
-use crate::source::RecordBatch;
+use super::event::{Event, EventType};
+use crate::dead_letter::{Reason, Refusal, StoredText};
+use crate::money::{AmountError, Cents};
+use crate::schema::json;
+use crate::time::EventTime;
 
-/// The largest payload accepted: 1 MiB.
-pub const MAX_PAYLOAD_BYTES: usize = 1 << 20;
+pub use crate::schema::json::MAX_PAYLOAD_BYTES;
 
 /// The longest `stream_id` accepted, in bytes.
 pub const MAX_STREAM_ID_BYTES: usize = 128;
 
-/// Why a payload was refused, with what could be read of it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Refusal {
-    /// The rule it broke.
-    pub reason: Reason,
-    /// More about it, when there is more to say.
-    pub detail: Option<StoredText>,
-    /// Its `event_id`, when it had a readable one.
-    pub event_id: Option<StoredText>,
-}
-
-impl Refusal {
-    fn new(reason: Reason) -> Refusal {
-        Refusal { reason, detail: None, event_id: None }
-    }
-
-    fn with_detail(self, detail: impl AsRef<str>) -> Refusal {
-        Refusal { detail: Some(StoredText::new(detail.as_ref())), ..self }
-    }
+/// The reasons of the rules of spec §1, beyond those any JSON schema shares.
+#[allow(non_upper_case_globals)] // named as the enum variants they once were
+impl Reason {
+    /// `ts` is absent or null.
+    pub const MissingTs: Reason = Reason::new("missing_ts");
+    /// `ts` is not an RFC 3339 string with an offset.
+    pub const BadTs: Reason = Reason::new("bad_ts");
+    /// `event_type` is absent or null.
+    pub const MissingEventType: Reason = Reason::new("missing_event_type");
+    /// `event_type` is a string, but not one of the six kinds.
+    pub const UnknownEventType: Reason = Reason::new("unknown_event_type");
+    /// `event_type` is not a string.
+    pub const BadEventType: Reason = Reason::new("bad_event_type");
+    /// `stream_id` is absent or null, and the record has no key.
+    pub const MissingStreamId: Reason = Reason::new("missing_stream_id");
+    /// `stream_id` (or the key standing in for it) is not a string of 1 to 128 bytes without
+    /// U+0000.
+    pub const BadStreamId: Reason = Reason::new("bad_stream_id");
+    /// `user_id` is not a string.
+    pub const BadUserId: Reason = Reason::new("bad_user_id");
+    /// `event_id` is not a string.
+    pub const BadEventId: Reason = Reason::new("bad_event_id");
+    /// `message_len` is not an integer ≥ 0.
+    pub const BadMessageLen: Reason = Reason::new("bad_message_len");
+    /// A donation without `amount_usd` (or the legacy `amount`).
+    pub const MissingAmount: Reason = Reason::new("missing_amount");
+    /// The amount is not a number.
+    pub const BadAmount: Reason = Reason::new("bad_amount");
+    /// The amount is below 0 or above 1,000,000,000.
+    pub const AmountOutOfRange: Reason = Reason::new("amount_out_of_range");
 }
 
 /// The longest piece of a record quoted in a refusal's detail, in characters.
@@ -61,7 +70,8 @@ fn quoted(text: &str) -> String {
 ///
 /// # Examples
 /// ```
-/// use streamflow_core::{decode::decode, EventType, Reason};
+/// use streamflow_core::streams::decode::decode;
+/// use streamflow_core::{EventType, Reason};
 ///
 /// let event = decode(br#"{"ts":"2025-12-20T18:34:38Z","event_type":"donation","stream_id":"s1","amount_usd":1.005}"#).unwrap();
 /// assert_eq!((event.kind, event.amount.unwrap().0), (EventType::Donation, 101));
@@ -78,24 +88,16 @@ pub fn decode(payload: &[u8]) -> Result<Event, Refusal> {
 ///
 /// # Examples
 /// ```
-/// use streamflow_core::{decode::decode_record, Reason};
+/// use streamflow_core::streams::decode::decode_record;
+/// use streamflow_core::Reason;
 ///
 /// let payload = br#"{"ts":"2025-12-20T18:34:38Z","event_type":"chat_message"}"#;
 /// assert_eq!(decode_record(Some(b"s1"), payload).unwrap().stream_id, "s1");
 /// assert_eq!(decode_record(None, payload).unwrap_err().reason, Reason::MissingStreamId);
 /// ```
 pub fn decode_record(key: Option<&[u8]>, payload: &[u8]) -> Result<Event, Refusal> {
-    if payload.len() > MAX_PAYLOAD_BYTES {
-        return Err(Refusal::new(Reason::TooLarge).with_detail(format!("{} bytes", payload.len())));
-    }
-    let text = std::str::from_utf8(payload).map_err(|e| Refusal::new(Reason::NotUtf8).with_detail(e.to_string()))?;
-    let fields: Fields<'_> = serde_json::from_str(text).map_err(|e| {
-        let reason = match e.classify() {
-            serde_json::error::Category::Data => Reason::NotAnObject,
-            _ => Reason::NotJson,
-        };
-        Refusal::new(reason).with_detail(e.to_string())
-    })?;
+    let text = json::text(payload)?;
+    let fields: Fields<'_> = serde_json::from_str(text).map_err(|e| json::refusal(&e))?;
     fields.check(key)
 }
 
@@ -107,41 +109,6 @@ pub fn event_id(payload: &[u8]) -> Option<StoredText> {
         Loose::Str(id) => Some(StoredText::new(&id)),
         _ => None,
     }
-}
-
-/// A batch of records with the outcome of decoding each, in the batch's order. The batch is kept
-/// for the payloads of dead letters.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DecodedBatch {
-    /// The records.
-    pub batch: RecordBatch,
-    /// One outcome per record.
-    pub outcomes: Vec<Result<Event, Refusal>>,
-}
-
-impl DecodedBatch {
-    /// Decodes every record of `batch`.
-    pub fn new(batch: RecordBatch) -> DecodedBatch {
-        let outcomes = batch.iter().map(|record| decode_record(record.key, record.payload)).collect();
-        DecodedBatch { batch, outcomes }
-    }
-}
-
-/// The decode operator: decodes batches, dealt round-robin over the workers so that even a single
-/// partition is decoded in parallel. The window operator puts each partition's batches back in
-/// order.
-pub fn decode_batches<'scope>(batches: StreamVec<'scope, u64, RecordBatch>) -> StreamVec<'scope, u64, DecodedBatch> {
-    let deal = Exchange::new(|batch: &RecordBatch| u64::from(batch.partition).wrapping_add(batch.seq));
-    batches.unary(deal, "Decode", |_capability, _info| {
-        move |input, output| {
-            input.for_each_stamp(|cap, batches| {
-                let mut session = output.session(&cap);
-                for batch in batches.flat_map(|b| b.drain(..)) {
-                    session.give(DecodedBatch::new(batch));
-                }
-            });
-        }
-    })
 }
 
 /// A field as it came, before its rule is applied.
@@ -174,7 +141,7 @@ impl<'a> Fields<'a> {
             _ => return Err(Refusal::new(Reason::BadEventId)),
         };
         // The id is copied only into a refusal; an accepted event does not keep it.
-        let refuse = |reason| Refusal { event_id: event_id.map(StoredText::new), ..Refusal::new(reason) };
+        let refuse = |reason| Refusal::new(reason).with_event_id(event_id);
 
         let ts = match &self.ts {
             Loose::Str(text) => EventTime::parse_rfc3339(text)
@@ -230,7 +197,7 @@ impl<'a> Fields<'a> {
 }
 
 /// A `stream_id` as spec §1 allows it: 1 to 128 bytes, no U+0000.
-fn checked_stream_id(id: &str) -> Result<crate::event::StreamId, &'static str> {
+fn checked_stream_id(id: &str) -> Result<super::event::StreamId, &'static str> {
     if !(1..=MAX_STREAM_ID_BYTES).contains(&id.len()) {
         Err("stream_id must be 1 to 128 bytes")
     } else if id.contains('\0') {

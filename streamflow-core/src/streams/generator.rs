@@ -1,17 +1,22 @@
 //! A seeded, deterministic generator of the original pipeline's events (spec §8), as JSON
 //! payloads: the same configuration always yields the same bytes.
 //!
-//! Streams are spread over partitions the way a keyed Kafka producer spreads them (stream `i` to
-//! partition `i mod partitions`), and each partition has its own random sequence, so the output
-//! does not depend on how many workers read it.
+//! Streams are spread over partitions the way a keyed Kafka producer spreads them (murmur2 of
+//! the `stream_id`, Kafka's default partitioner), and each partition has its own random
+//! sequence, so the output does not depend on how many workers read it.
 
+use std::collections::BTreeMap;
 use std::io::Write;
 
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
-use super::{owns, Offset, PartitionId, PartitionState, Polled, RecordBatch, Source, SourceError};
-use crate::event::{EventTime, EventType};
+use super::event::EventType;
+use crate::batch::RecordBatch;
+use crate::error::{Error, SourceError};
+use crate::position::{owns, partition_of, Offset, PartitionId, PartitionState};
+use crate::source::{Polled, Source};
+use crate::time::EventTime;
 
 /// The original's relative weights of the six kinds, in [`EventType::ALL`] order.
 const WEIGHTS: [u32; 6] = [1, 1, 8, 7, 10, 2];
@@ -31,7 +36,8 @@ pub struct GeneratorConfig {
     pub event_rate: f64,
     /// The event time of the first events.
     pub start: EventTime,
-    /// Partitions to spread the streams over; at most `streams`.
+    /// Partitions to spread the streams over, by murmur2 of their `stream_id` (a partition may
+    /// get none).
     pub partitions: u32,
     /// The share of events whose `ts` lies an hour or more in the past: late under any lateness
     /// shorter than that.
@@ -65,8 +71,8 @@ impl GeneratorConfig {
     pub fn validate(&self) -> Result<(), SourceError> {
         let problem = if self.streams == 0 || self.users == 0 {
             "streams and users must be at least 1"
-        } else if self.partitions == 0 || self.partitions > self.streams {
-            "partitions must be between 1 and the number of streams"
+        } else if self.partitions == 0 {
+            "partitions must be at least 1"
         } else if !(self.event_rate > 0.0 && self.event_rate.is_finite()) {
             "the event rate must be a positive number"
         } else if !(0.0..=1.0).contains(&self.late_ratio) || !(0.0..=1.0).contains(&self.bad_ratio) {
@@ -74,13 +80,24 @@ impl GeneratorConfig {
         } else {
             return Ok(());
         };
-        Err(SourceError::Fatal(format!("generator: {problem}")))
+        Err(Error::configuration(format!("generator: {problem}")))
     }
 
-    /// The events partition `partition` produces.
+    /// The names of the streams of `partition`.
+    fn streams_of(&self, partition: PartitionId) -> Vec<String> {
+        (0..self.streams)
+            .map(|i| format!("stream_{}", 1001 + i))
+            .filter(|name| partition_of(name.as_bytes(), self.partitions) == partition)
+            .collect()
+    }
+
+    /// The events partition `partition` produces: the total spread over the partitions that
+    /// have streams, the first ones taking one more where it does not divide.
     fn events_of(&self, partition: PartitionId) -> Option<u64> {
-        let parts = u64::from(self.partitions);
-        self.events.map(|n| n / parts + u64::from(u64::from(partition) < n % parts))
+        let with_streams: Vec<PartitionId> = (0..self.partitions).filter(|&p| !self.streams_of(p).is_empty()).collect();
+        let rank = with_streams.iter().position(|&p| p == partition)?;
+        let parts = with_streams.len() as u64;
+        self.events.map(|n| n / parts + u64::from((rank as u64) < n % parts))
     }
 }
 
@@ -101,10 +118,7 @@ pub struct Generator {
 impl Generator {
     /// The generator of `partition` under `config`.
     pub fn new(config: &GeneratorConfig, partition: PartitionId) -> Generator {
-        let streams = (0..config.streams)
-            .filter(|i| i % config.partitions == partition)
-            .map(|i| format!("stream_{}", 1001 + i))
-            .collect();
+        let streams = config.streams_of(partition);
         let seed = config.seed ^ u64::from(partition).wrapping_mul(0x9E37_79B9_7F4A_7C15);
         Generator {
             rng: SmallRng::seed_from_u64(seed),
@@ -113,7 +127,7 @@ impl Generator {
             start: config.start,
             step_micros: f64::from(config.partitions) * 1e6 / config.event_rate,
             produced: 0,
-            limit: config.events_of(partition),
+            limit: Some(config.events_of(partition).unwrap_or(0)).filter(|_| config.events.is_some()),
             late_ratio: config.late_ratio,
             bad_ratio: config.bad_ratio,
         }
@@ -246,19 +260,21 @@ impl GeneratorSource {
             .collect();
         Ok(GeneratorSource { partitions, next: 0, payload: Vec::new(), real_time: config.real_time })
     }
+}
 
-    /// Starts `partition` at `offset`, as a resumed pipeline does: the sequence is deterministic,
-    /// so the events before `offset` are generated again and dropped.
-    pub fn skip_to(&mut self, partition: PartitionId, offset: Offset) {
-        if let Some(part) = self.partitions.iter_mut().find(|p| p.partition == partition) {
+impl Source for GeneratorSource {
+    /// The sequence is deterministic: the events before a partition's offset are generated again
+    /// and dropped.
+    fn resume(&mut self, from: &BTreeMap<PartitionId, Offset>) -> Result<(), SourceError> {
+        for part in &mut self.partitions {
+            let offset = from.get(&part.partition).copied().unwrap_or(0);
             while part.offset < offset && part.generator.next_into(&mut self.payload).is_some() {
                 part.offset += 1;
             }
         }
+        Ok(())
     }
-}
 
-impl Source for GeneratorSource {
     fn positions(&self) -> Vec<(PartitionId, Offset)> {
         self.partitions.iter().map(|p| (p.partition, p.offset)).collect()
     }
@@ -309,7 +325,7 @@ impl Source for GeneratorSource {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::decode::decode;
+    use crate::streams::decode::decode;
 
     fn sample(config: &GeneratorConfig, partition: PartitionId) -> Vec<Vec<u8>> {
         let mut generator = Generator::new(config, partition);
@@ -355,6 +371,20 @@ mod tests {
         let config = GeneratorConfig { events: Some(1_001), partitions: 3, ..GeneratorConfig::default() };
         let total: usize = (0..3).map(|p| sample(&config, p).len()).sum();
         assert_eq!(total, 1_001);
-        assert!(GeneratorConfig { partitions: 4, ..config }.validate().is_err());
+        // More partitions than streams: some get none, the count is still exact.
+        let config = GeneratorConfig { partitions: 8, ..config };
+        assert_eq!((0..8).map(|p| sample(&config, p).len()).sum::<usize>(), 1_001);
+        assert!(GeneratorConfig { partitions: 0, ..config }.validate().is_err());
+    }
+
+    #[test]
+    fn streams_go_where_kafkas_default_partitioner_puts_their_key() {
+        let config = GeneratorConfig { events: Some(3_000), streams: 10, partitions: 4, ..GeneratorConfig::default() };
+        for partition in 0..4 {
+            for payload in sample(&config, partition) {
+                let event = decode(&payload).unwrap();
+                assert_eq!(partition_of(event.stream_id.as_bytes(), 4), partition);
+            }
+        }
     }
 }

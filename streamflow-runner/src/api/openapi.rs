@@ -1,0 +1,197 @@
+//! `/openapi.json`: the OpenAPI 3.0 description of the routes, made from the column
+//! description, every constraint the server checks declared in it — so that a client generated
+//! from it, or a fuzzer, never sends a request it allows and the server refuses.
+
+use serde_json::{json, Value};
+use streamflow_core::schema::{Columns, Kind, Number};
+
+use super::params::{LIMIT, MAX_KEY_CHARS, MINUTES, TOP};
+
+/// The routes' templates, from the description: `/streams/top`, `/streams/{stream_id}/metrics`.
+pub fn top_route(columns: &Columns) -> String {
+    format!("/{}/top", columns.keys())
+}
+
+/// See [`top_route`].
+pub fn key_metrics_route(columns: &Columns) -> String {
+    format!("/{}/{{{}}}/metrics", columns.keys(), columns.key())
+}
+
+fn integer(default: i64, min: i64, max: i64) -> Value {
+    json!({"type": "integer", "format": "int64", "default": default, "minimum": min, "maximum": max})
+}
+
+fn query(name: &str, description: &str, schema: Value) -> Value {
+    json!({"name": name, "in": "query", "required": false, "description": description, "schema": schema})
+}
+
+fn time_query(name: &str, description: &str) -> Value {
+    query(name, description, json!({"type": "string", "format": "date-time"}))
+}
+
+/// A key as a parameter accepts it: any text without U+0000 (no stored key holds one).
+fn key_schema() -> Value {
+    json!({"type": "string", "minLength": 1, "maxLength": MAX_KEY_CHARS, "pattern": "^[^\\u0000]+$"})
+}
+
+fn answer(description: &str, schema: &str) -> Value {
+    json!({"description": description, "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{schema}")}}}})
+}
+
+fn failures(bad: bool) -> Value {
+    let mut responses = json!({"503": answer("The database does not answer", "Error")});
+    if bad {
+        responses["400"] = answer("A bad parameter, named", "Error");
+    }
+    responses
+}
+
+fn with(mut responses: Value, status: &str, value: Value) -> Value {
+    responses[status] = value;
+    responses
+}
+
+fn value_schema(number: Number, nullable: bool) -> Value {
+    let mut schema = match number {
+        Number::Integer => json!({"type": "integer", "format": "int64"}),
+        Number::Decimal { .. } => json!({"type": "number"}),
+    };
+    if nullable {
+        schema["nullable"] = json!(true);
+    }
+    schema
+}
+
+/// The document.
+pub fn document(columns: &Columns) -> Value {
+    let key = columns.key();
+    let keys = columns.keys();
+    let mut row_properties = serde_json::Map::new();
+    row_properties.insert("window_start".into(), json!({"type": "string", "format": "date-time"}));
+    row_properties.insert("window_end".into(), json!({"type": "string", "format": "date-time"}));
+    row_properties.insert(key.into(), json!({"type": "string"}));
+    let mut required: Vec<Value> = vec!["window_start".into(), "window_end".into(), key.into()];
+    for column in columns.iter() {
+        let nullable = matches!(column.kind, Kind::Min | Kind::Max);
+        let mut schema = value_schema(column.number, nullable);
+        schema["description"] = json!(column.doc);
+        row_properties.insert(column.name.clone(), schema);
+        required.push(column.name.clone().into());
+    }
+    let ranked: Vec<String> = columns.ranked().map(|i| columns.get(i).expect("a column").name.clone()).collect();
+    let default_by = columns.default_ranking().and_then(|i| columns.get(i)).map(|c| c.name.clone());
+    let mut by = json!({"type": "string", "enum": ranked});
+    if let Some(default_by) = default_by {
+        by["default"] = json!(default_by);
+    }
+    let minutes =
+        query("minutes", "Minutes of windows, counted back from `at`.", integer(MINUTES.0, MINUTES.1, MINUTES.2));
+    let at = time_query("at", "The end of the range (RFC 3339); default: now.");
+
+    json!({
+        "openapi": "3.0.3",
+        "info": {
+            "title": "streamflow",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": format!(
+                "Per-window metrics of {keys} (spec §6), from the table {}. An empty parameter counts as absent.",
+                columns.table()
+            ),
+        },
+        "paths": {
+            "/health": {"get": {
+                "operationId": "health",
+                "summary": "Whether the database answers.",
+                "responses": {
+                    "200": answer("The database answers", "Health"),
+                    "503": answer("The database does not answer", "Health"),
+                },
+            }},
+            "/metrics": {"get": {
+                "operationId": "metrics",
+                "summary": "Rows of the last `minutes` before `at`, newest first, then by key.",
+                "parameters": [
+                    minutes,
+                    query("limit", "The most rows.", integer(LIMIT.0, LIMIT.1, LIMIT.2)),
+                    query(key, "Only this key.", key_schema()),
+                    at,
+                ],
+                "responses": with(failures(true), "200", answer("The rows", "Metrics")),
+            }},
+            "/metrics/latest": {"get": {
+                "operationId": "latest",
+                "summary": "Each key's newest window.",
+                "responses": with(failures(false), "200", answer("The rows, by key", "Latest")),
+            }},
+            top_route(columns): {"get": {
+                "operationId": "top",
+                "summary": format!("{keys} ranked over the last `minutes` before `at`, best first, ties by key: by \
+                    the sum of a column over the windows, the newest window's running total, or the least or \
+                    largest of a min or max column."),
+                "parameters": [
+                    minutes,
+                    query("by", "What to rank by.", by),
+                    query("n", "How many (`limit` is taken as its alias).", integer(TOP.0, TOP.1, TOP.2)),
+                    time_query("at", "The end of the range (RFC 3339); default: now."),
+                ],
+                "responses": with(failures(true), "200", answer("The ranking", "Top")),
+            }},
+            key_metrics_route(columns): {"get": {
+                "operationId": "key_metrics",
+                "summary": format!("One key's windows starting in [from, to), oldest first, at most {}. With one \
+                    end given the range is the hour from or to it; with neither, the hour before now; a range \
+                    that ends before it starts holds no window.", super::params::MAX_MINUTES),
+                "parameters": [
+                    {"name": key, "in": "path", "required": true, "description": "The key.", "schema": key_schema()},
+                    time_query("from", "The first window start (RFC 3339)."),
+                    time_query("to", "The end of the range, exclusive (RFC 3339)."),
+                ],
+                "responses": with(failures(true), "200", answer("The rows", "KeyMetrics")),
+            }},
+            "/prometheus": {"get": {
+                "operationId": "prometheus",
+                "summary": "Prometheus text format: requests and latency per route, database up, the answer cache, and \
+                    the pipeline's figures when it runs in this process.",
+                "responses": {"200": {"description": "The figures", "content": {"text/plain": {"schema": {"type": "string"}}}}},
+            }},
+            "/openapi.json": {"get": {
+                "operationId": "openapi",
+                "summary": "This document.",
+                "responses": {"200": {"description": "The OpenAPI description", "content": {"application/json": {"schema": {"type": "object"}}}}},
+            }},
+        },
+        "components": {"schemas": {
+            "Row": {"type": "object", "required": required, "properties": row_properties},
+            "Health": {"type": "object", "required": ["ok"], "properties": {
+                "ok": {"type": "boolean"}, "error": {"type": "string"},
+            }},
+            "Error": {"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}},
+            "Metrics": {"type": "object", "required": ["latest_window_start", "rows"], "properties": {
+                "latest_window_start": {"type": "string", "format": "date-time", "nullable": true},
+                "rows": {"type": "array", "items": {"$ref": "#/components/schemas/Row"}},
+            }},
+            "Latest": {"type": "object", "required": ["rows"], "properties": {
+                "rows": {"type": "array", "items": {"$ref": "#/components/schemas/Row"}},
+            }},
+            "Top": {"type": "object", "required": ["by", "minutes", "from", "to", "rows"], "properties": {
+                "by": {"type": "string"},
+                "minutes": {"type": "integer"},
+                "from": {"type": "string", "format": "date-time"},
+                "to": {"type": "string", "format": "date-time"},
+                "rows": {"type": "array", "items": {
+                    "type": "object",
+                    "description": "A key, and its value under the name of the column ranked by.",
+                    "required": [key],
+                    "properties": {key: {"type": "string"}},
+                    "additionalProperties": {"type": "number", "nullable": true},
+                }},
+            }},
+            "KeyMetrics": {"type": "object", "required": [key, "from", "to", "rows"], "properties": {
+                key: {"type": "string"},
+                "from": {"type": "string", "format": "date-time"},
+                "to": {"type": "string", "format": "date-time"},
+                "rows": {"type": "array", "items": {"$ref": "#/components/schemas/Row"}},
+            }},
+        }},
+    })
+}
