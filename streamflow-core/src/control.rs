@@ -57,6 +57,11 @@ impl Control {
         self.stop();
     }
 
+    /// The first failure as text, if any, leaving it in place.
+    pub fn failure_text(&self) -> Option<String> {
+        self.0.failure.lock().unwrap_or_else(|e| e.into_inner()).as_ref().map(ToString::to_string)
+    }
+
     /// Takes the first failure, if any.
     pub fn take_failure(&self) -> Option<Error> {
         self.0.failure.lock().unwrap_or_else(|e| e.into_inner()).take()

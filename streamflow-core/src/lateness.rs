@@ -66,11 +66,9 @@ pub struct Windowed<E> {
     pub event: E,
 }
 
-/// What one batch of a partition gives, read in its turn.
+/// What one batch of a partition gives beside its events, read in its turn.
 #[derive(Debug)]
-pub struct Read<E> {
-    /// The accepted events, with their windows.
-    pub events: Vec<Windowed<E>>,
+pub struct Read {
     /// The refused records.
     pub dead_letters: Vec<DeadLetter>,
     /// Where the partition stands after the batch.
@@ -108,8 +106,8 @@ impl<S: Schema, T> Readers<S, T> {
     }
 
     /// Takes a decoded batch; calls `read` for it and every batch after it that was waiting,
-    /// when it is its partition's next one.
-    pub fn offer(&mut self, decoded: DecodedBatch<S::Event>, token: T, mut read: impl FnMut(&T, Read<S::Event>)) {
+    /// when it is its partition's next one, with the [`Reading`] that reads it.
+    pub fn offer(&mut self, decoded: DecodedBatch<S::Event>, token: T, mut read: impl FnMut(&T, Reading<'_, S, T>)) {
         let partition = decoded.batch.partition;
         let resume = &self.resume;
         let reader = self.partitions.entry(partition).or_insert_with(|| PartitionReader {
@@ -123,10 +121,35 @@ impl<S: Schema, T> Readers<S, T> {
             reader.early.insert(decoded.batch.seq, (token, decoded));
             return;
         }
-        read(&token, reader.read(decoded, &*self.schema, &self.config, &self.resume));
+        let (schema, config) = (&*self.schema, &self.config);
+        read(&token, Reading { reader: &mut *reader, decoded, schema, config, resume });
         while let Some((token, decoded)) = reader.early.remove(&reader.next_seq) {
-            read(&token, reader.read(decoded, &*self.schema, &self.config, &self.resume));
+            read(&token, Reading { reader: &mut *reader, decoded, schema, config, resume });
         }
+    }
+}
+
+/// A batch about to be read in its turn: [`Reading::read`] hands each accepted event to the
+/// caller as it goes (into the operator's output, with no buffer between).
+pub struct Reading<'r, S: Schema, T> {
+    reader: &'r mut PartitionReader<T, S::Event>,
+    decoded: DecodedBatch<S::Event>,
+    schema: &'r S,
+    config: &'r WindowConfig,
+    resume: &'r Checkpoint,
+}
+
+impl<S: Schema, T> Reading<'_, S, T> {
+    /// Reads the batch: each accepted event, with its window, to `accept`; the rest returned.
+    pub fn read(self, accept: impl FnMut(Windowed<S::Event>)) -> Read {
+        self.reader.read(self.decoded, self.schema, self.config, self.resume, accept)
+    }
+
+    /// Reads the batch into a vector of its events, and the rest.
+    pub fn collect(self) -> (Vec<Windowed<S::Event>>, Read) {
+        let mut events = Vec::new();
+        let read = self.read(|event| events.push(event));
+        (events, read)
     }
 }
 
@@ -137,9 +160,9 @@ impl<T, E> PartitionReader<T, E> {
         schema: &S,
         config: &WindowConfig,
         resume: &Checkpoint,
-    ) -> Read<E> {
+        mut accept: impl FnMut(Windowed<E>),
+    ) -> Read {
         let DecodedBatch { batch, outcomes } = decoded;
-        let mut events = Vec::with_capacity(outcomes.len());
         let mut dead_letters = Vec::new();
         let mut repeated = 0;
         for (record, outcome) in batch.iter().zip(outcomes) {
@@ -159,13 +182,7 @@ impl<T, E> PartitionReader<T, E> {
                             let already_final = offset < self.committed
                                 && resume.closed_through.is_some_and(|closed| config.end_of(window) <= closed);
                             if !already_final {
-                                events.push(Windowed {
-                                    window,
-                                    partition: batch.partition,
-                                    offset,
-                                    max_ts_before,
-                                    event,
-                                });
+                                accept(Windowed { window, partition: batch.partition, offset, max_ts_before, event });
                             }
                             continue;
                         }
@@ -200,7 +217,6 @@ impl<T, E> PartitionReader<T, E> {
         }
         self.next_seq += 1;
         Read {
-            events,
             dead_letters,
             progress: Progress {
                 partition: batch.partition,
@@ -271,15 +287,15 @@ mod tests {
         let mut read = Vec::new();
         let late = chat("2025-12-20T18:00:00Z");
         let (first, second) = (chat("2025-12-20T18:20:00Z"), chat("2025-12-20T18:20:30Z"));
-        readers.offer(batch(1, 1, &[&late, "nonsense"]), 7, |token, r| read.push((*token, r)));
+        readers.offer(batch(1, 1, &[&late, "nonsense"]), 7, |token, r| read.push((*token, r.collect())));
         assert!(read.is_empty(), "the second batch waits for the first");
-        readers.offer(batch(0, 0, &[&first]), 6, |token, r| read.push((*token, r)));
-        readers.offer(batch(2, 3, &[&second]), 8, |token, r| read.push((*token, r)));
+        readers.offer(batch(0, 0, &[&first]), 6, |token, r| read.push((*token, r.collect())));
+        readers.offer(batch(2, 3, &[&second]), 8, |token, r| read.push((*token, r.collect())));
         let tokens: Vec<u32> = read.iter().map(|(t, _)| *t).collect();
         assert_eq!(tokens, vec![6, 7, 8]);
-        let reasons: Vec<Reason> = read[1].1.dead_letters.iter().map(|l| l.reason).collect();
+        let reasons: Vec<Reason> = read[1].1 .1.dead_letters.iter().map(|l| l.reason).collect();
         assert_eq!(reasons, vec![Reason::Late, Reason::NotJson]);
-        assert_eq!((read[2].1.events.len(), read[2].1.progress.next_offset), (1, 4));
+        assert_eq!((read[2].1 .0.len(), read[2].1 .1.progress.next_offset), (1, 4));
     }
 
     #[test]
@@ -297,10 +313,11 @@ mod tests {
         let mut read = Vec::new();
         let lines = [chat("2025-12-20T18:00:10Z"), "bad".to_owned(), chat("2025-12-20T18:01:10Z"), "worse".to_owned()];
         let lines: Vec<&str> = lines.iter().map(String::as_str).collect();
-        readers.offer(batch(0, 0, &lines), (), |_, r| read.push(r));
+        readers.offer(batch(0, 0, &lines), (), |_, r| read.push(r.collect()));
         // The closed window's event and the stored dead letter are not sent again.
-        assert_eq!(read[0].events.iter().map(|e| e.offset).collect::<Vec<_>>(), vec![2]);
-        assert_eq!(read[0].dead_letters.iter().map(|l| l.offset).collect::<Vec<_>>(), vec![3]);
-        assert_eq!(read[0].records, 4);
+        let (events, rest) = &read[0];
+        assert_eq!(events.iter().map(|e| e.offset).collect::<Vec<_>>(), vec![2]);
+        assert_eq!(rest.dead_letters.iter().map(|l| l.offset).collect::<Vec<_>>(), vec![3]);
+        assert_eq!(rest.records, 4);
     }
 }

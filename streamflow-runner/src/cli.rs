@@ -5,7 +5,9 @@ use std::path::PathBuf;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
+use streamflow_core::dataflow::ClusterConfig;
 use streamflow_core::sink::postgres::redacted;
 use streamflow_core::{PipelineConfig, PostgresConfig, StartOffsets, WindowConfig};
 
@@ -146,9 +148,87 @@ pub struct PipelineArgs {
     /// Allowed lateness in seconds.
     #[arg(long, env = "LATENESS_SECONDS", default_value_t = 600)]
     pub lateness_seconds: u32,
-    /// Timely worker threads.
+    /// Timely worker threads (of this process, in a cluster).
     #[arg(long, env = "WORKERS", default_value_t = 2)]
     pub workers: usize,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+}
+
+/// Timely's cluster mode: this process as one of several that run one pipeline together, the
+/// topic's partitions spread over the workers of all of them.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Cluster")]
+pub struct ClusterArgs {
+    /// Processes that run the pipeline together (1: this one alone).
+    #[arg(long, env = "STREAMFLOW_PROCESSES", default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
+    pub processes: u64,
+    /// This process's index, from 0; process 0 writes the results.
+    #[arg(long, env = "STREAMFLOW_PROCESS", default_value_t = 0)]
+    pub process: usize,
+    /// `host:port` of every process, in index order, comma-separated; each listens on its own.
+    #[arg(long, env = "STREAMFLOW_HOSTS", value_delimiter = ',', conflicts_with = "hostfile")]
+    pub hosts: Vec<String>,
+    /// A file of the processes' `host:port`, one a line, as timely's own hostfile.
+    #[arg(long, env = "STREAMFLOW_HOSTFILE")]
+    pub hostfile: Option<PathBuf>,
+    /// Seconds within which every process must have connected.
+    #[arg(long, env = "STREAMFLOW_CONNECT_TIMEOUT_SECONDS", default_value_t = 30)]
+    pub connect_timeout_seconds: u64,
+    /// Seconds a process may send nothing before the others count it as lost and stop.
+    #[arg(long, env = "STREAMFLOW_PEER_TIMEOUT_SECONDS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    pub peer_timeout_seconds: u64,
+}
+
+impl ClusterArgs {
+    /// The cluster this process joins, with the `settings` every process must share; none with
+    /// `--processes 1`.
+    pub fn config(&self, settings: &[(&str, &str)]) -> anyhow::Result<Option<ClusterConfig>> {
+        let processes = self.processes as usize;
+        if processes == 1 {
+            anyhow::ensure!(self.process == 0, "--process {} needs --processes above it", self.process);
+            return Ok(None);
+        }
+        anyhow::ensure!(
+            self.process < processes,
+            "--process {} of --processes {processes}: at most {}",
+            self.process,
+            processes - 1
+        );
+        let addresses: Vec<String> = match &self.hostfile {
+            Some(file) => {
+                let text = std::fs::read_to_string(file)
+                    .with_context(|| format!("cannot read the hostfile {}", file.display()))?;
+                let lines: Vec<String> =
+                    text.lines().map(str::trim).filter(|l| !l.is_empty()).take(processes).map(String::from).collect();
+                anyhow::ensure!(
+                    lines.len() == processes,
+                    "the hostfile {} has {} addresses for --processes {processes}",
+                    file.display(),
+                    lines.len()
+                );
+                lines
+            }
+            None => {
+                anyhow::ensure!(
+                    self.hosts.len() == processes,
+                    "--hosts gives {} addresses for --processes {processes}; give one per process (or --hostfile)",
+                    self.hosts.len()
+                );
+                self.hosts.clone()
+            }
+        };
+        let mut config = ClusterConfig::new(self.process, addresses);
+        config.connect_timeout = Duration::from_secs(self.connect_timeout_seconds);
+        config.peer_timeout = Duration::from_secs(self.peer_timeout_seconds);
+        config.settings = settings.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Ok(Some(config))
+    }
+
+    /// Whether this process writes the results: it is alone, or process 0.
+    pub fn writes_results(&self) -> bool {
+        self.process == 0
+    }
 }
 
 /// Where results go when they go to PostgreSQL.
@@ -228,8 +308,8 @@ pub struct GenerateArgs {
     pub output: Option<PathBuf>,
     #[command(flatten)]
     pub kafka: KafkaArgs,
-    /// Partitions of the topic when it has to be created; streams are spread over them (stream
-    /// `i` to partition `i mod partitions`), and each record is keyed by its `stream_id`.
+    /// Partitions of the topic when it has to be created; each record is keyed by its
+    /// `stream_id` and goes where Kafka's default partitioner (murmur2 of the key) puts it.
     #[arg(long, default_value_t = 3)]
     pub partitions: u32,
     /// Compression of the produced batches: none, gzip, lz4 or zstd.
@@ -263,4 +343,27 @@ pub struct GenerateArgs {
     /// Share of malformed events.
     #[arg(long, default_value_t = 0.0)]
     pub bad_ratio: f64,
+    /// Who joins and leaves: `realistic` (a join only by a user not watching, a leave only by one
+    /// who is; each stream's audience rises and falls) or `independent` (the original's draws,
+    /// whose running audience grows without bound).
+    #[arg(long, value_enum, default_value_t = AudienceArg::Realistic)]
+    pub audience: AudienceArg,
+}
+
+/// `--audience`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum AudienceArg {
+    /// Joins by users not watching, leaves by users watching.
+    Realistic,
+    /// The original's independent draws.
+    Independent,
+}
+
+impl From<AudienceArg> for streamflow_core::streams::generator::Audience {
+    fn from(audience: AudienceArg) -> Self {
+        match audience {
+            AudienceArg::Realistic => Self::Realistic,
+            AudienceArg::Independent => Self::Independent,
+        }
+    }
 }

@@ -53,10 +53,11 @@ pub fn aggregate<'scope, S: Schema>(
     control: Control,
 ) -> Aggregated<'scope, S> {
     let (counts, checkpoint, too_late) = contribute(events, progress, Arc::clone(&schema), config, resume, control);
+    let mut rows = running::Rows::new(schema, config);
     let rows = counts.reduce_named(
         "Audience",
         move |key: &Key, windows: &[(&EventTime, Sums<S::Slots>)], out: &mut Vec<(S::Row, isize)>| {
-            running::rows(&*schema, &config, key, windows, out)
+            rows.rows(key, windows, out)
         },
     );
     Aggregated { rows: rows.map(|(_key, row)| row), checkpoint, too_late }

@@ -1,7 +1,9 @@
-//! The `Decode` operator: decodes batches, dealt round-robin over the workers so that even a
-//! single partition is decoded in parallel; the `Window` operator puts each partition's batches
+//! The `Decode` operator: decodes batches, dealt round-robin over the workers of the process
+//! that read them, so that even a single partition is decoded in parallel and no payload crosses
+//! the network; the `Window` operator puts each partition's batches
 //! back in order.
 
+use std::ops::Range;
 use std::sync::Arc;
 
 use timely::dataflow::channels::pact::Exchange;
@@ -11,12 +13,15 @@ use timely::dataflow::StreamVec;
 use crate::batch::{DecodedBatch, RecordBatch};
 use crate::schema::Schema;
 
-/// Decodes every record of every batch by `schema`.
+/// Decodes every record of every batch by `schema`, on the workers of `local` (this process's).
 pub fn decode<'scope, S: Schema>(
     batches: StreamVec<'scope, u64, RecordBatch>,
     schema: Arc<S>,
+    local: Range<usize>,
 ) -> StreamVec<'scope, u64, DecodedBatch<S::Event>> {
-    let deal = Exchange::new(|batch: &RecordBatch| u64::from(batch.partition).wrapping_add(batch.seq));
+    let (first, count) = (local.start as u64, local.len().max(1) as u64);
+    let deal =
+        Exchange::new(move |batch: &RecordBatch| first + u64::from(batch.partition).wrapping_add(batch.seq) % count);
     batches.unary(deal, "Decode", move |_capability, _info| {
         move |input, output| {
             input.for_each_stamp(|cap, batches| {

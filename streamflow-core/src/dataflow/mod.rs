@@ -18,13 +18,20 @@
 //! * [`window`]: the lateness rule ([`crate::lateness`]).
 //! * [`aggregate`]: contributions and the running columns ([`crate::aggregate`]).
 //! * [`deliver`]: the sink operator ([`crate::sink::assemble`]).
+//! * [`cluster`] and [`heartbeat`]: timely's cluster mode — the mesh of processes, its
+//!   handshake and fail-stop, and the small dataflow that carries stops, failures and the epoch
+//!   clock between processes ([`Pipeline::in_cluster`]).
 
 pub mod aggregate;
+pub mod cluster;
 pub mod decode;
 pub mod deliver;
+pub mod heartbeat;
 pub mod read;
 pub mod window;
 
+use std::cell::Cell;
+use std::rc::Rc;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -32,6 +39,8 @@ use timely::dataflow::operators::vec::{Broadcast, Map};
 use timely::dataflow::operators::{Concat, Probe};
 use timely::dataflow::ProbeHandle;
 use timely::WorkerConfig;
+
+pub use cluster::{ClusterConfig, Mesh};
 
 use crate::checkpoint::Settings;
 use crate::control::Control;
@@ -85,6 +94,7 @@ impl Default for PipelineConfig {
 pub struct Pipeline<S = LiveStreams> {
     schema: Arc<S>,
     config: PipelineConfig,
+    cluster: Option<ClusterConfig>,
 }
 
 impl Pipeline<LiveStreams> {
@@ -97,7 +107,16 @@ impl Pipeline<LiveStreams> {
 impl<S: Schema> Pipeline<S> {
     /// A pipeline of `schema`'s events and rows, with `config`.
     pub fn with_schema(schema: S, config: PipelineConfig) -> Pipeline<S> {
-        Pipeline { schema: Arc::new(schema), config }
+        Pipeline { schema: Arc::new(schema), config, cluster: None }
+    }
+
+    /// This pipeline as one process of a cluster (timely's cluster mode): its `workers` threads
+    /// join those of the other processes in one dataflow. Every process runs the same program
+    /// with the same configuration but its own index; partitions spread over the workers of all
+    /// processes. Only process 0 uses its sink, whose checkpoint every process resumes from.
+    pub fn in_cluster(mut self, cluster: ClusterConfig) -> Pipeline<S> {
+        self.cluster = Some(cluster);
+        self
     }
 
     /// Runs the pipeline until its sources end or it is stopped; returns its final figures.
@@ -122,20 +141,33 @@ impl<S: Schema> Pipeline<S> {
             return Err(Error::configuration("at least one worker is needed"));
         }
         let settings = Settings { window: self.config.window, columns: self.schema.columns().fingerprint() };
-        let resume = Arc::new(sink.checkpoint(&settings)?);
+        let workers = self.config.workers;
+        let (builders, mesh, resume) = match &self.cluster {
+            None => {
+                let resume = sink.checkpoint(&settings)?;
+                let (builders, _) = timely::CommunicationConfig::Process(workers).try_build().map_err(Error::new)?;
+                (builders, None, resume)
+            }
+            Some(cluster) => {
+                let (builders, mesh, resume) =
+                    cluster::start(cluster, workers, &settings, || sink.checkpoint(&settings))?;
+                (builders, Some(mesh), resume)
+            }
+        };
+        let process = self.cluster.as_ref().map_or(0, |c| c.process);
+        let resume = Arc::new(resume);
         if !resume.is_empty() {
             tracing::info!(partitions = resume.positions.len(), "Resuming from the sink's checkpoint.");
         }
         let control = Control::new();
-        let sink: SharedSink<S::Row> = Arc::new(Mutex::new(Some(Box::new(sink))));
+        // Only process 0 has worker 0, which takes the sink.
+        let sink: SharedSink<S::Row> =
+            Arc::new(Mutex::new((process == 0).then(|| Box::new(sink) as Box<dyn Sink<S::Row>>)));
         let config = self.config;
         let schema = self.schema;
         let worker_control = control.clone();
-        let timely_config = timely::Config {
-            communication: timely::CommunicationConfig::Process(config.workers),
-            worker: WorkerConfig::default(),
-        };
-        let guards = timely::execute(timely_config, move |worker| {
+        let clustered = mesh.is_some();
+        let guards = timely::execute::execute_from(builders, Box::new(()), WorkerConfig::default(), move |worker| {
             let control = worker_control.clone();
             let context = SourceContext { worker: worker.index(), peers: worker.peers() };
             let reader: Box<dyn Source> = match sources(&context) {
@@ -151,9 +183,11 @@ impl<S: Schema> Pipeline<S> {
             let reading = config.reading.clone();
             let window_config = config.window;
             let schema = Arc::clone(&schema);
+            // Decoding stays among this process's workers: payloads cross the network once.
+            let local = process * workers..(process + 1) * workers;
             worker.dataflow::<u64, _, _>(|scope| {
                 let batches = read::read(scope, reader, &resume, reading, control.clone(), probe.clone());
-                let decoded = decode::decode(batches, Arc::clone(&schema));
+                let decoded = decode::decode(batches, Arc::clone(&schema), local);
                 let (events, dead_letters, progress) =
                     window::window(decoded, Arc::clone(&schema), window_config, Arc::clone(&resume), control.clone());
                 let aggregated = aggregate::aggregate(
@@ -173,12 +207,20 @@ impl<S: Schema> Pipeline<S> {
                     .concat(aggregated.checkpoint.map(Delivery::Checkpoint));
                 deliver::deliver(deliveries, sink, resume, control.clone()).probe_with(&probe);
             });
+            let done = Rc::new(Cell::new(false));
+            if clustered {
+                heartbeat::heartbeat(worker, process, control.clone(), Rc::clone(&done));
+            }
             while !probe.done() {
+                worker.step_or_park(Some(Duration::from_millis(50)));
+            }
+            done.set(true);
+            while worker.has_dataflows() {
                 worker.step_or_park(Some(Duration::from_millis(50)));
             }
         })
         .map_err(Error::new)?;
-        Ok(RunningPipeline { control, guards })
+        Ok(RunningPipeline { control, guards, mesh })
     }
 }
 
@@ -186,6 +228,7 @@ impl<S: Schema> Pipeline<S> {
 pub struct RunningPipeline {
     control: Control,
     guards: timely::communication::WorkerGuards<()>,
+    mesh: Option<Arc<Mesh>>,
 }
 
 impl RunningPipeline {
@@ -210,10 +253,23 @@ impl RunningPipeline {
         self.guards.guards().iter().all(|guard| guard.is_finished())
     }
 
-    /// Waits for the pipeline to end; the first failure, if any, or the final figures.
+    /// The connections to the other processes, in a cluster.
+    pub fn mesh(&self) -> Option<&Arc<Mesh>> {
+        self.mesh.as_ref()
+    }
+
+    /// Waits for the pipeline to end; the first failure, if any, or the final figures. In a
+    /// cluster, a lost process fails the others, naming it.
     pub fn join(self) -> Result<MetricsSnapshot, Error> {
-        for result in self.guards.join() {
-            result.map_err(Error::new)?;
+        let failed = self.guards.join().into_iter().find_map(Result::err);
+        if let Some(mesh) = &self.mesh {
+            mesh.finish(failed.is_none());
+        }
+        if let Some(error) = failed {
+            return Err(match &self.mesh {
+                Some(mesh) => mesh.failure(&error),
+                None => Error::new(error),
+            });
         }
         match self.control.take_failure() {
             Some(error) => Err(error),

@@ -55,7 +55,10 @@ pub fn window<'scope, S: Schema>(
                 let Some(&time) = cap.least() else { return };
                 for decoded in batches.flat_map(|b| b.drain(..)) {
                     let caps = [cap.delayed(&time, 0), cap.delayed(&time, 1), cap.delayed(&time, 2)];
-                    readers.offer(decoded, caps, |[events_cap, dead_cap, progress_cap], read| {
+                    readers.offer(decoded, caps, |[events_cap, dead_cap, progress_cap], reading| {
+                        let mut accepted = events.session(events_cap);
+                        let read = reading.read(|event| accepted.give(event));
+                        drop(accepted);
                         metrics.partition_read(&read.progress, read.records);
                         if !read.dead_letters.is_empty() {
                             let mut reasons = std::collections::BTreeMap::new();
@@ -64,7 +67,6 @@ pub fn window<'scope, S: Schema>(
                             }
                             metrics.dead_letters(reasons);
                         }
-                        events.session(events_cap).give_iterator(read.events.into_iter());
                         dead.session(dead_cap).give_iterator(read.dead_letters.into_iter());
                         progress.session(progress_cap).give(read.progress);
                     });

@@ -144,11 +144,41 @@ impl<A: Slots> Abelian for Sums<A> {
 }
 
 /// What one worker has seen of one key in one window for its distinct and its min and max
-/// columns: what decides whether an event changes them.
+/// columns: what decides whether an event changes them. The first distinct column's set and
+/// the first two extremes are kept inline: one (window, key) of a usual schema allocates no more
+/// than its set.
 #[derive(Clone, Debug, Default)]
 pub struct Seen {
-    distinct: Vec<FxHashSet<Key>>,
-    extremes: Vec<Option<i64>>,
+    distinct: FxHashSet<Key>,
+    more_distinct: Vec<FxHashSet<Key>>,
+    extremes: [Option<i64>; 2],
+    more_extremes: Vec<Option<i64>>,
+}
+
+impl Seen {
+    fn distinct(&mut self, group: usize) -> &mut FxHashSet<Key> {
+        match group {
+            0 => &mut self.distinct,
+            _ => {
+                if self.more_distinct.len() < group {
+                    self.more_distinct.resize_with(group, FxHashSet::default);
+                }
+                &mut self.more_distinct[group - 1]
+            }
+        }
+    }
+
+    fn extreme(&mut self, group: usize) -> &mut Option<i64> {
+        match group {
+            0 | 1 => &mut self.extremes[group],
+            _ => {
+                if self.more_extremes.len() < group - 1 {
+                    self.more_extremes.resize(group - 1, None);
+                }
+                &mut self.more_extremes[group - 2]
+            }
+        }
+    }
 }
 
 /// Where an event's contribution goes: [`Schema::contribute`] calls these with the column's
@@ -162,10 +192,6 @@ pub struct Inputs<'a, A> {
 impl<'a, A: Slots> Inputs<'a, A> {
     /// Inputs of one event to a (window, key) with what was `seen` of it.
     pub(crate) fn new(columns: &'a Columns, seen: &'a mut Seen) -> Inputs<'a, A> {
-        if seen.distinct.is_empty() && seen.extremes.is_empty() {
-            seen.distinct.resize_with(columns.distinct().count(), FxHashSet::default);
-            seen.extremes.resize(columns.extremes().count(), None);
-        }
         Inputs { columns, added: A::default(), seen }
     }
 
@@ -184,7 +210,7 @@ impl<'a, A: Slots> Inputs<'a, A> {
     /// Counts `value` in a distinct column, if the key's window has not seen it.
     pub fn distinct(&mut self, column: usize, value: &str) {
         debug_assert_eq!(self.columns.get(column).map(|c| c.kind), Some(Kind::Distinct));
-        let seen = &mut self.seen.distinct[self.columns.group(column)];
+        let seen = self.seen.distinct(self.columns.group(column));
         if !seen.contains(value) {
             seen.insert(Key::from(value));
             self.added.as_mut()[self.columns.slot(column)] += 1;
@@ -197,7 +223,7 @@ impl<'a, A: Slots> Inputs<'a, A> {
         let kind = self.columns.get(column).map(|c| c.kind);
         debug_assert!(matches!(kind, Some(Kind::Min | Kind::Max)));
         let slot = self.columns.slot(column);
-        let extreme = &mut self.seen.extremes[self.columns.group(column)];
+        let extreme = self.seen.extreme(self.columns.group(column));
         let better = match (*extreme, kind) {
             (None, _) => {
                 self.added.as_mut()[slot + 1] += 1; // it has a value now
@@ -270,22 +296,26 @@ impl Row for GenericRow {
 /// The values of a (window, key) from its aggregate and the running totals of its running
 /// columns (in [`Columns::running`] order), in the order of the columns.
 pub fn values(columns: &Columns, slots: &[i64], running: &[i64]) -> Vec<Value> {
+    let mut values = Vec::with_capacity(columns.len());
+    values_into(columns, slots, running, &mut values);
+    values
+}
+
+/// [`values`] into `values`, replacing what it held.
+pub fn values_into(columns: &Columns, slots: &[i64], running: &[i64], values: &mut Vec<Value>) {
+    values.clear();
     let mut runs = running.iter();
-    columns
-        .iter()
-        .enumerate()
-        .map(|(index, column)| {
-            let slot = columns.slot(index);
-            match column.kind {
-                Kind::Sum | Kind::Distinct => Some(slots[slot]),
-                Kind::Min | Kind::Max => (slots[slot + 1] > 0).then_some(slots[slot]),
-                Kind::Running { at_least_zero } => {
-                    let total = runs.next().copied().unwrap_or(0);
-                    Some(if at_least_zero { total.max(0) } else { total })
-                }
+    values.extend(columns.iter().enumerate().map(|(index, column)| {
+        let slot = columns.slot(index);
+        match column.kind {
+            Kind::Sum | Kind::Distinct => Some(slots[slot]),
+            Kind::Min | Kind::Max => (slots[slot + 1] > 0).then_some(slots[slot]),
+            Kind::Running { at_least_zero } => {
+                let total = runs.next().copied().unwrap_or(0);
+                Some(if at_least_zero { total.max(0) } else { total })
             }
-        })
-        .collect()
+        }
+    }));
 }
 
 #[cfg(test)]
@@ -327,6 +357,30 @@ mod tests {
         retraction.negate();
         total.plus_equals(&retraction);
         assert!(total.is_zero());
+    }
+
+    #[test]
+    fn many_distinct_and_extreme_columns_keep_apart() {
+        let mut columns = Columns::new("t", "k", "ks").unwrap();
+        for (name, kind) in [("a", Kind::Distinct), ("b", Kind::Distinct), ("c", Kind::Distinct)] {
+            columns = columns.column(name, kind, Number::Integer, "").unwrap();
+        }
+        for (name, kind) in [("lo", Kind::Min), ("hi", Kind::Max), ("lo2", Kind::Min)] {
+            columns = columns.column(name, kind, Number::Integer, "").unwrap();
+        }
+        let mut seen = Seen::default();
+        let mut total = Sums([0i64; 9]);
+        for (user, value) in [("x", 4), ("y", -1), ("x", 9)] {
+            let mut inputs = Inputs::<[i64; 9]>::new(&columns, &mut seen);
+            inputs.distinct(0, user);
+            inputs.distinct(1, "same");
+            inputs.distinct(2, &value.to_string());
+            inputs.observe(3, value);
+            inputs.observe(4, value);
+            inputs.observe(5, -value);
+            total.plus_equals(&Sums(inputs.added()));
+        }
+        assert_eq!(values(&columns, &total.0, &[]), vec![Some(2), Some(1), Some(3), Some(-1), Some(9), Some(-9)]);
     }
 
     #[test]

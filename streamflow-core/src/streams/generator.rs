@@ -4,6 +4,11 @@
 //! Streams are spread over partitions the way a keyed Kafka producer spreads them (murmur2 of
 //! the `stream_id`, Kafka's default partitioner), and each partition has its own random
 //! sequence, so the output does not depend on how many workers read it.
+//!
+//! The kinds follow the original's weights. Who joins and leaves follows an [`Audience`]: by
+//! default a realistic one — a join only by a user not watching the stream, a leave only by one
+//! who is, each stream's popularity drifting so that its audience rises and falls — or the
+//! original's independent draws, whose running audience grows without bound.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -20,6 +25,17 @@ use crate::time::EventTime;
 
 /// The original's relative weights of the six kinds, in [`EventType::ALL`] order.
 const WEIGHTS: [u32; 6] = [1, 1, 8, 7, 10, 2];
+
+/// Who joins and leaves a stream.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Audience {
+    /// Joins by users not watching, leaves by users watching; each stream's audience tends to
+    /// a share of the users (its popularity) that drifts over time.
+    #[default]
+    Realistic,
+    /// The original's: the user of a join or a leave drawn regardless of who watches.
+    Independent,
+}
 
 /// What to generate.
 #[derive(Clone, Debug, PartialEq)]
@@ -47,6 +63,8 @@ pub struct GeneratorConfig {
     /// Whether event time follows the wall clock: an event is released only once its `ts` has
     /// come, so `event_rate` is also the rate in events per second of real time.
     pub real_time: bool,
+    /// Who joins and leaves.
+    pub audience: Audience,
 }
 
 impl Default for GeneratorConfig {
@@ -62,6 +80,7 @@ impl Default for GeneratorConfig {
             late_ratio: 0.0,
             bad_ratio: 0.0,
             real_time: false,
+            audience: Audience::Realistic,
         }
     }
 }
@@ -101,11 +120,48 @@ impl GeneratorConfig {
     }
 }
 
+/// Who watches one stream, for the realistic [`Audience`].
+#[derive(Clone, Debug)]
+struct Watchers {
+    /// The users watching, in no order.
+    watching: Vec<u32>,
+    /// Each user's place in `watching`, or `u32::MAX`.
+    place: Vec<u32>,
+    /// The share of the users the audience tends to.
+    popularity: f64,
+}
+
+impl Watchers {
+    fn new(users: u32, popularity: f64) -> Watchers {
+        Watchers { watching: Vec::new(), place: vec![u32::MAX; users as usize + 1], popularity }
+    }
+
+    fn join(&mut self, user: u32) {
+        self.place[user as usize] = self.watching.len() as u32;
+        self.watching.push(user);
+    }
+
+    fn leave(&mut self, user: u32) {
+        let at = self.place[user as usize] as usize;
+        self.watching.swap_remove(at);
+        if let Some(&moved) = self.watching.get(at) {
+            self.place[moved as usize] = at as u32;
+        }
+        self.place[user as usize] = u32::MAX;
+    }
+
+    fn is_watching(&self, user: u32) -> bool {
+        self.place[user as usize] != u32::MAX
+    }
+}
+
 /// The event sequence of one partition.
 #[derive(Clone, Debug)]
 pub struct Generator {
     rng: SmallRng,
     streams: Vec<String>,
+    /// Per stream, who watches it (realistic audience only).
+    watchers: Option<Vec<Watchers>>,
     users: u32,
     start: EventTime,
     step_micros: f64,
@@ -120,9 +176,13 @@ impl Generator {
     pub fn new(config: &GeneratorConfig, partition: PartitionId) -> Generator {
         let streams = config.streams_of(partition);
         let seed = config.seed ^ u64::from(partition).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        let mut rng = SmallRng::seed_from_u64(seed);
+        let watchers = (config.audience == Audience::Realistic)
+            .then(|| streams.iter().map(|_| Watchers::new(config.users, rng.random_range(0.05..0.5))).collect());
         Generator {
-            rng: SmallRng::seed_from_u64(seed),
+            rng,
             streams,
+            watchers,
             users: config.users,
             start: config.start,
             step_micros: f64::from(config.partitions) * 1e6 / config.event_rate,
@@ -181,10 +241,51 @@ impl Generator {
         unreachable!("the ticket is below the sum of the weights")
     }
 
+    /// The kind of the next event of `stream` and its user. With a realistic audience a join or
+    /// a leave is a change of who watches: which one is drawn so that the audience tends to the
+    /// stream's popularity (joins at `p` per user not watching, leaves at `1 - p` per user
+    /// watching), and chat messages and donations come from the watchers when there are any.
+    fn pick_user(&mut self, stream: usize, kind: EventType) -> (EventType, u32) {
+        let users = self.users;
+        let Some(watchers) = self.watchers.as_mut().map(|w| &mut w[stream]) else {
+            return (kind, self.rng.random_range(1..=users));
+        };
+        // The popularity drifts a little with every event of the stream.
+        watchers.popularity = (watchers.popularity + self.rng.random_range(-0.002..0.002)).clamp(0.02, 0.6);
+        match kind {
+            EventType::ViewerJoin | EventType::ViewerLeave => {
+                let inside = watchers.watching.len() as f64;
+                let outside = f64::from(users) - inside;
+                let p = watchers.popularity;
+                let joins = p * outside;
+                let join =
+                    inside == 0.0 || (outside > 0.0 && self.rng.random_bool(joins / (joins + (1.0 - p) * inside)));
+                if join {
+                    let user = loop {
+                        let user = self.rng.random_range(1..=users);
+                        if !watchers.is_watching(user) {
+                            break user;
+                        }
+                    };
+                    watchers.join(user);
+                    (EventType::ViewerJoin, user)
+                } else {
+                    let user = watchers.watching[self.rng.random_range(0..watchers.watching.len())];
+                    watchers.leave(user);
+                    (EventType::ViewerLeave, user)
+                }
+            }
+            _ if !watchers.watching.is_empty() => {
+                (kind, watchers.watching[self.rng.random_range(0..watchers.watching.len())])
+            }
+            _ => (kind, self.rng.random_range(1..=users)),
+        }
+    }
+
     fn write_good(&mut self, out: &mut Vec<u8>, stream: usize, ts: EventTime) {
         let kind = self.pick_kind();
         let (hi, lo): (u64, u64) = (self.rng.random(), self.rng.random());
-        let user = self.rng.random_range(1..=self.users);
+        let (kind, user) = self.pick_user(stream, kind);
         // Writing into a Vec cannot fail.
         let _ = write!(
             out,
@@ -375,6 +476,50 @@ mod tests {
         let config = GeneratorConfig { partitions: 8, ..config };
         assert_eq!((0..8).map(|p| sample(&config, p).len()).sum::<usize>(), 1_001);
         assert!(GeneratorConfig { partitions: 0, ..config }.validate().is_err());
+    }
+
+    /// The running audience of each stream over `payloads`, after each event.
+    fn audiences(payloads: &[Vec<u8>]) -> BTreeMap<String, Vec<i64>> {
+        let mut running: BTreeMap<String, Vec<i64>> = BTreeMap::new();
+        for payload in payloads {
+            let Ok(event) = decode(payload) else { continue };
+            let series = running.entry(event.stream_id.to_string()).or_default();
+            let last = series.last().copied().unwrap_or(0);
+            series.push(match event.kind {
+                EventType::ViewerJoin => last + 1,
+                EventType::ViewerLeave => last - 1,
+                _ => last,
+            });
+        }
+        running
+    }
+
+    #[test]
+    fn a_realistic_audience_stays_within_the_users_and_rises_and_falls() {
+        let config = GeneratorConfig { events: Some(200_000), users: 500, ..GeneratorConfig::default() };
+        for (stream, series) in audiences(&sample(&config, 0)) {
+            let (low, high) = (*series.iter().min().unwrap(), *series.iter().max().unwrap());
+            assert!(low >= 0 && high <= 500, "{stream}: from {low} to {high}");
+            // It moves: the second half spans a range of its own, not a climb to the ceiling.
+            let tail = &series[series.len() / 2..];
+            let (tail_low, tail_high) = (*tail.iter().min().unwrap(), *tail.iter().max().unwrap());
+            assert!(tail_high - tail_low >= 20 && tail_high < 500, "{stream}: {tail_low}..{tail_high}");
+        }
+        // The kinds still follow the original's mix.
+        let joins_and_leaves = sample(&config, 0)
+            .iter()
+            .filter_map(|p| decode(p).ok())
+            .filter(|e| matches!(e.kind, EventType::ViewerJoin | EventType::ViewerLeave))
+            .count();
+        assert!((joins_and_leaves as f64 / 200_000.0 - 15.0 / 29.0).abs() < 0.01, "{joins_and_leaves}");
+    }
+
+    #[test]
+    fn the_original_independent_audience_grows_without_bound() {
+        let config =
+            GeneratorConfig { events: Some(200_000), audience: Audience::Independent, ..GeneratorConfig::default() };
+        let grows = audiences(&sample(&config, 0)).values().any(|series| *series.last().unwrap() > 500);
+        assert!(grows, "the original's draws keep more viewers than users");
     }
 
     #[test]

@@ -34,6 +34,7 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
         late_ratio: args.late_ratio,
         bad_ratio: args.bad_ratio,
         real_time: false,
+        audience: args.audience.into(),
     };
     config.validate()?;
     tracing::info!(?args, "Generating.");

@@ -8,9 +8,11 @@ mod reset;
 mod run;
 mod serve;
 
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
 use anyhow::Context;
+use streamflow_core::dataflow::Mesh;
 use streamflow_core::kafka::{ClientConfig, KafkaClient};
 use streamflow_core::PartitionId;
 
@@ -26,6 +28,20 @@ pub fn run(command: Command) -> anyhow::Result<()> {
         Command::Produce(args) => produce::run(args),
         Command::Offsets(args) => offsets::run(args),
         Command::Reset(args) => reset::run(args),
+    }
+}
+
+/// What this process exchanged with the others of its cluster, once it ends.
+fn log_exchanged(mesh: Option<&Arc<Mesh>>, events: u64) {
+    for peer in mesh.into_iter().flat_map(|mesh| &mesh.peers) {
+        let (sent, received) = (peer.sent.load(Relaxed), peer.received.load(Relaxed));
+        tracing::info!(
+            process = peer.process,
+            sent_bytes = sent,
+            received_bytes = received,
+            bytes_per_event = format!("{:.1}", (sent + received) as f64 / events.max(1) as f64),
+            "Exchanged with another process."
+        );
     }
 }
 

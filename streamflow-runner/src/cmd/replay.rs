@@ -21,27 +21,43 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<()> {
     let config = args.pipeline.config()?;
     tracing::info!(?args, "Replaying.");
     let (name, sources) = sources(&args)?;
+    let cluster =
+        args.pipeline.cluster.config(&[("source", &name), ("pipeline name", &args.database.pipeline_name)])?;
+    let pipeline = match cluster {
+        Some(cluster) => Pipeline::new(config).in_cluster(cluster),
+        None => Pipeline::new(config),
+    };
     let started = Instant::now();
+    // In a cluster, process 0 writes the results; the others compute.
+    let writes = args.pipeline.cluster.writes_results();
 
-    let Some(sink_config) = args.database.postgres(&name) else {
+    let Some(sink_config) = args.database.postgres(&name).filter(|_| writes) else {
         let sink = MemorySink::new();
         let table = sink.table();
-        let metrics = Pipeline::new(config).run(sources, sink).context("the replay failed")?;
+        let running = pipeline.spawn(sources, sink).context("the replay failed")?;
+        let mesh = running.mesh().cloned();
+        let metrics = running.join().context("the replay failed")?;
         report(&metrics, started.elapsed());
-        let mut out = BufWriter::new(io::stdout().lock());
-        streamflow_core::csv::write_rows(&mut out, LiveStreams::columns(), &table.rows())
-            .context("cannot write the rows")?;
-        return out.flush().context("cannot write the rows");
+        super::log_exchanged(mesh.as_ref(), metrics.records);
+        if writes && args.database.database_url.is_none() {
+            let mut out = BufWriter::new(io::stdout().lock());
+            streamflow_core::csv::write_rows(&mut out, LiveStreams::columns(), &table.rows())
+                .context("cannot write the rows")?;
+            out.flush().context("cannot write the rows")?;
+        }
+        return Ok(());
     };
     let sink = PostgresSink::connect(sink_config).context("cannot use the database")?;
     let stats = sink.stats();
-    let running = Pipeline::new(config).spawn(sources, sink).context("the replay failed")?;
+    let running = pipeline.spawn(sources, sink).context("the replay failed")?;
     // A stopped replay has committed what it read; the next one resumes there.
     let control = running.control();
     let signals = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     std::thread::spawn(move || signals.block_on(stop_on_signals(move || control.stop())));
+    let mesh = running.mesh().cloned();
     let metrics = running.join().context("the replay failed")?;
     report(&metrics, started.elapsed());
+    super::log_exchanged(mesh.as_ref(), metrics.records);
     let ms = |q: f64| stats.commit_latency(q).map_or(f64::NAN, |d| d.as_secs_f64() * 1e3);
     eprintln!(
         "postgres: {} commits, {} row upserts, {} dead letters, {} retries; commit latency p50 {:.1} ms, p99 {:.1} ms",
@@ -77,6 +93,11 @@ fn sources(args: &ReplayArgs) -> anyhow::Result<(String, Sources)> {
         Some(name) if input.as_os_str() != "-" => name.to_string_lossy().into_owned(),
         _ => "stdin".to_owned(),
     });
+    if !args.pipeline.cluster.writes_results() {
+        // The file is one partition, which worker 0 reads: process 0's.
+        let sources = |_: &SourceContext| -> Result<Box<dyn Source>, SourceError> { Ok(Box::new(NoSource)) };
+        return Ok((name, Box::new(sources)));
+    }
     let source = FileSource::open(&input).with_context(|| format!("cannot open {}", input.display()))?;
     let source = Mutex::new(Some(source));
     let sources = move |ctx: &SourceContext| -> Result<Box<dyn Source>, SourceError> {

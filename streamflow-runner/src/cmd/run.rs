@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use streamflow_core::{
-    Kafka, KafkaConfig, LiveStreams, MemorySink, Pipeline, PipelineConfig, PostgresSink, RunningPipeline, Sink, Source,
-    SourceContext, SourceError,
+    Kafka, KafkaConfig, LiveStreams, MemorySink, Pipeline, PostgresSink, RunningPipeline, Sink, Source, SourceContext,
+    SourceError,
 };
 use streamflow_runner::api::{self, Store, Telemetry};
 use streamflow_runner::stop_on_signals;
@@ -37,8 +37,19 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     let telemetry = Arc::new(Telemetry::default());
     let cache_ttl = Duration::from_millis(args.api_cache_ms);
 
+    let has_database = if args.database.database_url.is_some() { "yes" } else { "no" };
+    let cluster = args.pipeline.cluster.config(&[
+        ("topic", &args.kafka.topic),
+        ("pipeline name", &args.database.pipeline_name),
+        ("writes into a database", has_database),
+    ])?;
+    let pipeline = match cluster {
+        Some(cluster) => Pipeline::new(config).in_cluster(cluster),
+        None => Pipeline::new(config),
+    };
+
     match args.database.postgres(&args.kafka.topic) {
-        Some(postgres) => {
+        Some(postgres) if args.pipeline.cluster.writes_results() => {
             let url = postgres.url.clone();
             let sink = PostgresSink::connect(postgres).context("cannot use the database")?;
             let stats = sink.stats();
@@ -51,7 +62,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
                     cache_ttl,
                 })
             });
-            run_pipeline(config, kafka, sink, http.transpose()?)?;
+            run_pipeline(pipeline, kafka, sink, http.transpose()?)?;
             let ms = |q: f64| stats.commit_latency(q).map_or(f64::NAN, |d| d.as_secs_f64() * 1e3);
             tracing::info!(
                 commits = stats.commits.load(std::sync::atomic::Ordering::Relaxed),
@@ -61,8 +72,23 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Some(postgres) => {
+            // Process 0 of the cluster writes; this one computes, and serves what was written.
+            let http = args.http_addr.map(|addr| {
+                Ok::<_, anyhow::Error>(Http {
+                    addr,
+                    store: Store::postgres(&postgres.url, LiveStreams::columns())?,
+                    telemetry,
+                    cache_ttl,
+                })
+            });
+            run_pipeline(pipeline, kafka, MemorySink::new(), http.transpose()?)
+        }
         None => {
             tracing::warn!("No --database-url: the results stay in memory and are lost when the process stops.");
+            if !args.pipeline.cluster.writes_results() {
+                tracing::warn!("In a cluster the in-memory table is process 0's; this process's API has no rows.");
+            }
             let sink = MemorySink::with_retention(Duration::from_secs(7 * 24 * 3600));
             let http = args.http_addr.map(|addr| Http {
                 addr,
@@ -70,17 +96,17 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
                 telemetry,
                 cache_ttl,
             });
-            run_pipeline(config, kafka, sink, http)
+            run_pipeline(pipeline, kafka, sink, http)
         }
     }
 }
 
-fn run_pipeline(config: PipelineConfig, kafka: KafkaConfig, sink: impl Sink, http: Option<Http>) -> anyhow::Result<()> {
+fn run_pipeline(pipeline: Pipeline, kafka: KafkaConfig, sink: impl Sink, http: Option<Http>) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     let kafka = Arc::new(Kafka::connect(kafka).context("cannot use Kafka")?);
     let sources =
         move |ctx: &SourceContext| -> Result<Box<dyn Source>, SourceError> { Ok(Box::new(kafka.source(ctx))) };
-    let running = Pipeline::new(config).spawn(sources, sink).context("cannot start the pipeline")?;
+    let running = pipeline.spawn(sources, sink).context("cannot start the pipeline")?;
 
     let control = running.control();
     runtime.spawn(stop_on_signals(move || control.stop()));
@@ -93,12 +119,14 @@ fn run_pipeline(config: PipelineConfig, kafka: KafkaConfig, sink: impl Sink, htt
     });
 
     log_status_until_finished(&running);
+    let mesh = running.mesh().cloned();
     let result = running.join().context("the pipeline failed");
     let _ = stopped.send(());
     if let Some(server) = server {
         runtime.block_on(server)?.context("the HTTP API failed")?;
     }
     let metrics = result?;
+    super::log_exchanged(mesh.as_ref(), metrics.records);
     tracing::info!(records = metrics.records, dead_letters = metrics.dead_letters_total(), "Stopped.");
     Ok(())
 }
