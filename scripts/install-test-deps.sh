@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Installs what the tests need and is not there yet: PostgreSQL (initdb, pg_ctl) from Debian's
-# packages, the tansu Kafka-protocol broker from crates.io, and a Python virtual environment of
-# the tests' own with the third-party clients they check against (confluent-kafka, from PyPI).
+# Installs what the tests need and is not there yet: PostgreSQL (initdb, pg_ctl) and Chromium
+# (and Node.js) from Debian's packages, the tansu Kafka-protocol broker from crates.io, Python
+# virtual environments of the tests' own with the third-party tools they check against
+# (confluent-kafka; schemathesis, from PyPI), and puppeteer-core from npm to drive Chromium.
 # Safe to run again: what is installed is kept, so only a fresh machine pays for the build
 # (about 15 minutes for tansu).
 set -euo pipefail
@@ -20,18 +21,47 @@ pg_bindir() {
     return 1
 }
 
+# apt_install PACKAGE…: Debian packages, as root.
+apt_updated=no
+apt_install() {
+    if [ "$(id -u)" -ne 0 ]; then
+        say "$* missing; run as root, or: sudo apt-get install -y $*"
+        exit 1
+    fi
+    if [ "$apt_updated" = no ]; then
+        apt-get update -qq
+        apt_updated=yes
+    fi
+    say "Installing $* (apt-get install)."
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+
 if pg_bindir >/dev/null; then
     say "PostgreSQL found in $(pg_bindir)."
 else
-    if [ "$(id -u)" -ne 0 ]; then
-        say "PostgreSQL is missing; run as root, or: sudo apt-get install -y postgresql"
-        exit 1
-    fi
-    say "Installing PostgreSQL (apt-get install postgresql)."
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+    apt_install postgresql
     # The package starts a cluster of its own; the tests start their own on free ports.
     command -v service >/dev/null && service postgresql stop >/dev/null 2>&1 || true
+fi
+
+# The dashboard's test drives the page in Chromium.
+if command -v chromium >/dev/null; then
+    say "Chromium found at $(command -v chromium)."
+else
+    apt_install chromium
+fi
+if command -v node >/dev/null && command -v npm >/dev/null; then
+    say "Node.js $(node --version) found."
+else
+    apt_install nodejs npm
+fi
+puppeteer="$TOOLS_DIR/node/node_modules/puppeteer-core/package.json"
+if [ -f "$puppeteer" ]; then
+    say "puppeteer-core found in $TOOLS_DIR/node."
+else
+    say "Installing puppeteer-core into $TOOLS_DIR/node."
+    mkdir -p "$TOOLS_DIR/node"
+    npm install --prefix "$TOOLS_DIR/node" --no-audit --no-fund --silent "puppeteer-core@24.43.1"
 fi
 
 tansu_bin="$TOOLS_DIR/bin/tansu"
@@ -50,4 +80,13 @@ else
     say "Installing confluent-kafka into $venv (a virtual environment of the tests' own)."
     python3 -m venv "$venv"
     "$venv/bin/pip" install --quiet --disable-pip-version-check "confluent-kafka==2.16.1"
+fi
+
+schemathesis="$TOOLS_DIR/schemathesis"
+if "$schemathesis/bin/schemathesis" --version 2>/dev/null | grep -q "4.32.5"; then
+    say "schemathesis found in $schemathesis."
+else
+    say "Installing schemathesis into $schemathesis (a virtual environment of its own)."
+    python3 -m venv "$schemathesis"
+    "$schemathesis/bin/pip" install --quiet --disable-pip-version-check "schemathesis==4.32.5"
 fi

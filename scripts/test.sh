@@ -7,6 +7,8 @@ cd "$(dirname "$0")/.."
 
 scripts/install-test-deps.sh
 export STREAMFLOW_TOOLS_DIR=${STREAMFLOW_TOOLS_DIR:-$HOME/.cache/streamflow/tools}
+# What the install installed must be used: no test skips for a missing tool here.
+export STREAMFLOW_REQUIRE_TOOLS=1
 cargo test --workspace --locked "$@"
 
 # The core without its connectors builds, and pulls in none of them.

@@ -292,6 +292,130 @@ fn injection_attempts_are_refused_or_taken_as_data() {
     assert_eq!(f.ok("/health"), serde_json::json!({"ok": true}));
 }
 
+/// Issue 14: every answer says how fresh it is: the watermark and the last commit the
+/// pipeline stored, as headers the description declares.
+#[test]
+fn every_answer_says_how_fresh_it_is() {
+    let f = fixture();
+    let mut client = postgres::Client::connect(&f.url, postgres::NoTls).unwrap();
+    let row = client.query_one("SELECT closed_through, updated_at FROM pipeline_checkpoints", &[]).unwrap();
+    let stored = |i: usize| rfc3339(row.get::<_, std::time::SystemTime>(i));
+    let filter = routes(f.store.clone(), Arc::new(Telemetry::default()), std::time::Duration::ZERO);
+    for path in ["/health", "/metrics", "/metrics/latest", "/streams/top", "/streams/stream_1001/metrics", "/status"] {
+        let response = f.runtime.block_on(warp::test::request().path(path).reply(&filter));
+        let header = |name: &str| response.headers().get(name).map(|v| v.to_str().unwrap().to_owned());
+        assert_eq!(header("streamflow-watermark"), Some(stored(0)), "{path}");
+        assert_eq!(header("streamflow-last-commit"), Some(stored(1)), "{path}");
+    }
+    let status = f.ok("/status");
+    assert_eq!(status["freshness"]["watermark"], Value::from(stored(0)));
+    assert_eq!(status["freshness"]["last_commit"], Value::from(stored(1)));
+    assert!(status["dead_letters"]["late"].as_u64().unwrap() > 0, "{status}");
+    assert_eq!(status["pipeline"], Value::Null, "no pipeline runs in this process");
+    let openapi = f.ok("/openapi.json");
+    let headers = &openapi["paths"]["/streams/top"]["get"]["responses"]["200"]["headers"];
+    assert!(headers["Streamflow-Watermark"].is_object() && headers["Streamflow-Last-Commit"].is_object());
+}
+
+/// The events of a Server-Sent Events answer, read from a raw connection: (event, data).
+struct Events(std::io::BufReader<std::net::TcpStream>);
+
+impl Events {
+    fn open(port: u16, path: &str) -> Events {
+        use std::io::{BufRead, Write};
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        stream.set_read_timeout(Some(std::time::Duration::from_secs(20))).unwrap();
+        write!(stream, "GET {path} HTTP/1.1\r\nHost: localhost\r\nAccept: text/event-stream\r\n\r\n").unwrap();
+        let mut reader = std::io::BufReader::new(stream);
+        let mut head = String::new();
+        loop {
+            let mut line = String::new();
+            reader.read_line(&mut line).unwrap();
+            head.push_str(&line);
+            if line == "\r\n" {
+                break;
+            }
+        }
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+        assert!(head.to_lowercase().contains("content-type: text/event-stream"), "{head}");
+        Events(reader)
+    }
+
+    /// The next event (comments and chunk sizes skipped).
+    fn next(&mut self) -> (String, Value) {
+        use std::io::BufRead;
+        let (mut event, mut data) = (None, None);
+        loop {
+            let mut line = String::new();
+            assert!(self.0.read_line(&mut line).unwrap() > 0, "the stream ended");
+            let line = line.trim_end();
+            if let Some(name) = line.strip_prefix("event:") {
+                event = Some(name.trim().to_owned());
+            } else if let Some(text) = line.strip_prefix("data:") {
+                data = Some(serde_json::from_str(text.trim()).unwrap());
+            } else if line.is_empty() {
+                if let (Some(event), Some(data)) = (event.take(), data.take()) {
+                    return (event, data);
+                }
+            }
+        }
+    }
+}
+
+/// Issue 14: the ranking as Server-Sent Events — one event at once, one more when a commit
+/// changes it, and through a database restart an `unavailable` event, then the ranking again.
+#[test]
+fn the_live_ranking_follows_commits_and_a_database_restart() {
+    let f = fixture();
+    let port = streamflow_testkit::free_port();
+    let addr: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
+    let server = streamflow_runner::api::serve(
+        addr,
+        f.store.clone(),
+        Arc::new(Telemetry::default()),
+        std::time::Duration::ZERO,
+        std::future::pending(),
+    );
+    f.runtime.spawn(server);
+    streamflow_testkit::wait_for_port(port, std::time::Duration::from_secs(10)).unwrap();
+    assert_eq!(streamflow_testkit::http_get(port, "/streams/top/live?by=bitrate").0, 400);
+
+    let mut events = Events::open(port, "/streams/top/live?by=donations_usd&minutes=5");
+    let (event, data) = events.next();
+    assert_eq!(event, "top");
+    // The replayed history lies in the past: nothing in the last five minutes yet.
+    assert_eq!(data["top"]["rows"], serde_json::json!([]), "{data}");
+    assert!(data["freshness"]["last_commit"].is_string(), "{data}");
+
+    // A commit of a row in the current minute, as a pipeline makes it.
+    let mut client = postgres::Client::connect(&f.url, postgres::NoTls).unwrap();
+    client
+        .batch_execute(
+            "INSERT INTO stream_metrics_minute (window_start, window_end, stream_id, events, chat_messages,
+                 donations_count, donations_usd, viewer_joins, viewer_leaves, net_viewer_delta, unique_viewers,
+                 active_viewers)
+             VALUES (date_trunc('minute', now()), date_trunc('minute', now()) + interval '1 minute', 'live_stream',
+                     1, 0, 1, 42.50, 0, 0, 0, 1, 0);
+             UPDATE pipeline_checkpoints SET updated_at = now();",
+        )
+        .unwrap();
+    let started = std::time::Instant::now();
+    let (event, data) = events.next();
+    assert_eq!(event, "top");
+    assert_eq!(data["top"]["rows"], serde_json::json!([{"stream_id": "live_stream", "donations_usd": 42.5}]));
+    assert!(started.elapsed() < std::time::Duration::from_secs(2), "{:?}", started.elapsed());
+
+    // The database goes away: the stream says so, and goes on when it is back.
+    f._pg.stop().unwrap();
+    let (event, data) = events.next();
+    assert_eq!(event, "unavailable");
+    assert!(data["error"].as_str().unwrap().contains("database"), "{data}");
+    f._pg.start_again().unwrap();
+    let (event, data) = events.next();
+    assert_eq!(event, "top");
+    assert_eq!(data["top"]["rows"][0]["stream_id"], "live_stream");
+}
+
 #[test]
 fn health_is_503_and_routes_answer_503_quickly_without_the_database() {
     let f = fixture();

@@ -27,7 +27,7 @@ impl Stack {
             .env("STREAMFLOW_KAFKA_PORT", self.kafka.to_string())
             .env("STREAMFLOW_HTTP_PORT", self.http.to_string())
             .env("STREAMFLOW_GENERATOR_RATE", "200")
-            .env("STREAMFLOW_BIN", STREAMFLOW);
+            .env("STREAMFLOW_BIN", binary());
         command
     }
 

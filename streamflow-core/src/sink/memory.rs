@@ -43,6 +43,8 @@ pub struct TableState<R = crate::streams::Row> {
     pub settings: Option<Settings>,
     /// The last epoch applied.
     pub epoch: Option<u64>,
+    /// When the last epoch was applied: the table's last commit.
+    pub applied_at: Option<std::time::SystemTime>,
     /// Rows whose window starts this long (in microseconds) before the newest window are dropped.
     retention_micros: Option<i64>,
 }
@@ -57,6 +59,7 @@ impl<R> Default for TableState<R> {
             checkpoint: Checkpoint::default(),
             settings: None,
             epoch: None,
+            applied_at: None,
             retention_micros: None,
         }
     }
@@ -97,6 +100,7 @@ impl<R: Row> TableState<R> {
         }
         self.checkpoint.apply(batch.checkpoint);
         self.epoch = Some(batch.epoch);
+        self.applied_at = Some(std::time::SystemTime::now());
         if let (Some(retention), Some(latest)) = (self.retention_micros, self.latest_window()) {
             let oldest_kept = (latest.plus_micros(-retention), Key::default());
             self.rows = self.rows.split_off(&oldest_kept);

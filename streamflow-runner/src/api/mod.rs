@@ -2,13 +2,18 @@
 //! `streamflow run` and the embedded example.
 //!
 //! Routes live in [`handlers`], their parameters in [`params`], the reads in [`store`], the
-//! request counters and `/prometheus` in [`telemetry`]; this module wires them, with a timeout
-//! on every request, JSON for every refusal, and `/openapi.json` generated from the handlers.
+//! request counters and `/prometheus` in [`telemetry`], the live ranking in [`live`], the
+//! dashboard's figures in [`status`] and its page in [`page`]; this module wires them, with a
+//! timeout on every request, JSON for every refusal, `/openapi.json` made from the column
+//! description, and on every answer the headers that say how fresh it is.
 
 pub mod cache;
 pub mod handlers;
+pub mod live;
 pub mod openapi;
+pub mod page;
 pub mod params;
+pub mod status;
 pub mod store;
 pub mod telemetry;
 
@@ -99,33 +104,74 @@ pub fn routes(
         .and(warp::path::end())
         .and(store.clone())
         .and(query)
-        .and(cache)
+        .and(cache.clone())
         .then(|id: String, store, query: Query, cache| {
             let key = query.key(&format!("/key/{}/{id}/metrics", id.len()));
             within(cache, key, handlers::key_metrics(store, id, query))
         });
-    let prometheus = warp::path!("prometheus").and(store).and(with_telemetry).then(telemetry::prometheus_route);
+    let live = warp::path(columns.keys().to_owned())
+        .and(warp::path!("top" / "live"))
+        .and(store.clone())
+        .and(warp::query::<HashMap<String, String>>())
+        .map(|store: Store, parameters: HashMap<String, String>| match live::check(&parameters, &store) {
+            Ok(parameters) => {
+                let events = live::events(store, parameters);
+                warp::sse::reply(warp::sse::keep_alive().interval(Duration::from_secs(15)).stream(events))
+                    .into_response()
+            }
+            Err(failure) => failure_reply(&failure),
+        });
+    let status = warp::path!("status").and(store.clone()).and(with_telemetry.clone()).and(cache.clone()).then(
+        |store, telemetry: Arc<Telemetry>, cache| async move {
+            within(cache, "/status".to_owned(), async move { status::status(store, &telemetry).await }).await
+        },
+    );
+    let prometheus = warp::path!("prometheus").and(store.clone()).and(with_telemetry).then(telemetry::prometheus_route);
     let openapi = warp::path!("openapi.json").map(move || json_reply(bytes::Bytes::from(document.to_vec())));
+    let index = warp::path::end().map(page::index);
+    let assets = warp::path!("assets" / String).map(|name: String| page::file(&name));
 
+    let answers = health
+        .or(latest)
+        .unify()
+        .or(metrics)
+        .unify()
+        .or(top)
+        .unify()
+        .or(key_metrics)
+        .unify()
+        .or(status)
+        .unify()
+        .or(openapi)
+        .unify()
+        .and(store.clone())
+        .then(with_freshness);
     warp::get()
-        .and(
-            health
-                .or(latest)
-                .unify()
-                .or(metrics)
-                .unify()
-                .or(top)
-                .unify()
-                .or(key_metrics)
-                .unify()
-                .or(prometheus)
-                .unify()
-                .or(openapi)
-                .unify(),
-        )
+        .and(answers.or(live).unify().or(prometheus).unify().or(index).unify().or(assets).unify())
         .recover(rejected)
         .unify()
         .with(warp::log::custom(move |info| telemetry.observe(info.path(), info.status(), info.elapsed())))
+}
+
+/// The header of an answer's pipeline watermark: windows ending at or before it are final.
+pub const WATERMARK_HEADER: &str = "streamflow-watermark";
+/// The header of the time of the last commit of the rows an answer reads.
+pub const LAST_COMMIT_HEADER: &str = "streamflow-last-commit";
+
+/// `response` with the headers that say how fresh it is (none when the store cannot say).
+async fn with_freshness(mut response: Response, store: Store) -> Response {
+    let freshness = store.freshness().await;
+    let headers = response.headers_mut();
+    let times = [
+        (WATERMARK_HEADER, freshness.watermark),
+        (LAST_COMMIT_HEADER, freshness.last_commit.map(streamflow_core::EventTime::from)),
+    ];
+    for (name, time) in times {
+        if let Some(value) = time.and_then(|t| warp::http::HeaderValue::from_str(&t.to_string()).ok()) {
+            headers.insert(name, value);
+        }
+    }
+    response
 }
 
 /// What warp refused before a handler ran, as JSON.

@@ -21,8 +21,12 @@ fn integer(default: i64, min: i64, max: i64) -> Value {
     json!({"type": "integer", "format": "int64", "default": default, "minimum": min, "maximum": max})
 }
 
+/// A query parameter; an empty value counts as absent (spec §6), which `allowEmptyValue` says.
 fn query(name: &str, description: &str, schema: Value) -> Value {
-    json!({"name": name, "in": "query", "required": false, "description": description, "schema": schema})
+    json!({
+        "name": name, "in": "query", "required": false, "allowEmptyValue": true,
+        "description": format!("{description} Empty counts as absent."), "schema": schema,
+    })
 }
 
 fn time_query(name: &str, description: &str) -> Value {
@@ -34,8 +38,32 @@ fn key_schema() -> Value {
     json!({"type": "string", "minLength": 1, "maxLength": MAX_KEY_CHARS, "pattern": "^[^\\u0000]+$"})
 }
 
+/// The headers every JSON answer carries when the store can say how fresh it is.
+fn freshness_headers() -> Value {
+    json!({
+        "Streamflow-Watermark": {
+            "description": "The pipeline watermark at the last commit (RFC 3339): windows ending at or before it are final.",
+            "schema": {"type": "string", "format": "date-time"},
+        },
+        "Streamflow-Last-Commit": {
+            "description": "When the last commit of the rows read was (RFC 3339): a quiet key is told from a stale pipeline by it.",
+            "schema": {"type": "string", "format": "date-time"},
+        },
+    })
+}
+
 fn answer(description: &str, schema: &str) -> Value {
-    json!({"description": description, "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{schema}")}}}})
+    json!({
+        "description": description,
+        "headers": freshness_headers(),
+        "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{schema}")}}},
+    })
+}
+
+fn text(description: &str, types: &[&str]) -> Value {
+    let content: serde_json::Map<String, Value> =
+        types.iter().map(|t| (t.to_string(), json!({"schema": {"type": "string"}}))).collect();
+    json!({"description": description, "content": content})
 }
 
 fn failures(bad: bool) -> Value {
@@ -130,7 +158,7 @@ pub fn document(columns: &Columns) -> Value {
                     largest of a min or max column."),
                 "parameters": [
                     minutes,
-                    query("by", "What to rank by.", by),
+                    query("by", "What to rank by.", by.clone()),
                     query("n", "How many (`limit` is taken as its alias).", integer(TOP.0, TOP.1, TOP.2)),
                     time_query("at", "The end of the range (RFC 3339); default: now."),
                 ],
@@ -147,6 +175,43 @@ pub fn document(columns: &Columns) -> Value {
                     time_query("to", "The end of the range, exclusive (RFC 3339)."),
                 ],
                 "responses": with(failures(true), "200", answer("The rows", "KeyMetrics")),
+            }},
+            format!("/{keys}/top/live"): {"get": {
+                "operationId": "top_live",
+                "summary": format!("The ranking of {} as Server-Sent Events over the last `minutes` before now, sent \
+                    again whenever a commit changes it. Each `top` event's data is `{{\"top\": <the answer of {}>, \
+                    \"freshness\": <as in /status>}}`; while the database does not answer, one `unavailable` event \
+                    (`{{\"error\": …}}`) says why, and `top` events follow once it answers again.", top_route(columns), top_route(columns)),
+                "parameters": [
+                    query("minutes", "Minutes of windows, counted back from now.", integer(MINUTES.0, MINUTES.1, MINUTES.2)),
+                    query("by", "What to rank by.", by),
+                    query("n", "How many (`limit` is taken as its alias).", integer(TOP.0, TOP.1, TOP.2)),
+                ],
+                "responses": {
+                    "200": text("An endless stream of events", &["text/event-stream"]),
+                    "400": answer("A bad parameter, named", "Error"),
+                },
+            }},
+            "/status": {"get": {
+                "operationId": "status",
+                "summary": "What the dashboard shows beside the rankings: the columns, how fresh the answers are, dead \
+                    letters by reason, and the pipeline's figures when it runs in this process (null otherwise).",
+                "responses": with(failures(false), "200", answer("The status", "Status")),
+            }},
+            "/": {"get": {
+                "operationId": "dashboard",
+                "summary": "The dashboard page: the top keys live, a key's minute series, the pipeline's health.",
+                "responses": {"200": text("The page", &["text/html"])},
+            }},
+            "/assets/{file}": {"get": {
+                "operationId": "asset",
+                "summary": "The page's files, embedded in the binary (uPlot is vendored with its license).",
+                "parameters": [{"name": "file", "in": "path", "required": true, "description": "The file.",
+                    "schema": {"type": "string", "enum": super::page::NAMES}}],
+                "responses": {
+                    "200": text("The file", &["text/html", "text/javascript", "text/css", "text/plain"]),
+                    "404": answer("No such file", "Error"),
+                },
             }},
             "/prometheus": {"get": {
                 "operationId": "prometheus",
@@ -185,6 +250,29 @@ pub fn document(columns: &Columns) -> Value {
                     "properties": {key: {"type": "string"}},
                     "additionalProperties": {"type": "number", "nullable": true},
                 }},
+            }},
+            "Freshness": {"type": "object", "required": ["watermark", "watermark_delay_seconds", "last_commit", "seconds_since_commit"], "properties": {
+                "watermark": {"type": "string", "format": "date-time", "nullable": true},
+                "watermark_delay_seconds": {"type": "number", "nullable": true},
+                "last_commit": {"type": "string", "format": "date-time", "nullable": true},
+                "seconds_since_commit": {"type": "number", "nullable": true},
+            }},
+            "Status": {"type": "object", "required": ["now", "table", "keys", "key", "default_by", "columns", "freshness", "dead_letters", "pipeline"], "properties": {
+                "now": {"type": "string", "format": "date-time"},
+                "table": {"type": "string"},
+                "keys": {"type": "string"},
+                "key": {"type": "string"},
+                "default_by": {"type": "string", "nullable": true},
+                "columns": {"type": "array", "items": {"type": "object", "required": ["name", "kind", "scale", "ranked", "doc"], "properties": {
+                    "name": {"type": "string"},
+                    "kind": {"type": "string", "enum": ["sum", "distinct", "min", "max", "running"]},
+                    "scale": {"type": "integer"},
+                    "ranked": {"type": "boolean"},
+                    "doc": {"type": "string"},
+                }}},
+                "freshness": {"$ref": "#/components/schemas/Freshness"},
+                "dead_letters": {"type": "object", "additionalProperties": {"type": "integer"}},
+                "pipeline": {"type": "object", "nullable": true, "description": "Records read, open windows, per partition its lag, watermark and state, commits and their latency."},
             }},
             "KeyMetrics": {"type": "object", "required": [key, "from", "to", "rows"], "properties": {
                 key: {"type": "string"},

@@ -2,8 +2,9 @@
 //! pipeline running without a database. Both answer the same questions the same way, with rows
 //! as the values of the columns of one description.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use streamflow_core::schema::{Columns, GenericRow, Number, Row};
@@ -60,6 +61,16 @@ pub enum Order {
     OldestFirst,
 }
 
+/// How fresh the answers are: the pipeline watermark, through which windows are final, and the
+/// time of the last commit. A client tells a quiet key from a stale pipeline by them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Freshness {
+    /// The pipeline watermark at the last commit.
+    pub watermark: Option<EventTime>,
+    /// When the last commit was.
+    pub last_commit: Option<SystemTime>,
+}
+
 /// A ranked key of `/streams/top`: the key and its value for the ranking (a scaled integer for a
 /// decimal column), `None` for a min or max no window had.
 pub type Ranked = (String, Option<i64>);
@@ -72,6 +83,10 @@ pub trait MemoryRows: Send + Sync {
     fn newest(&self) -> Vec<GenericRow>;
     /// The newest window start, of `key` or of any.
     fn latest_window(&self, key: Option<&str>) -> Option<EventTime>;
+    /// How fresh the table is.
+    fn freshness(&self) -> Freshness;
+    /// Dead letters by reason.
+    fn dead_letters(&self) -> BTreeMap<String, u64>;
 }
 
 fn generic<R: Row>(row: &R, columns: usize) -> GenericRow {
@@ -100,6 +115,13 @@ impl<R: Row> MemoryRows for MemoryTable<R> {
             None => state.latest_window(),
         }
     }
+    fn freshness(&self) -> Freshness {
+        let state = self.0.read();
+        Freshness { watermark: state.checkpoint.closed_through, last_commit: state.applied_at }
+    }
+    fn dead_letters(&self) -> BTreeMap<String, u64> {
+        self.0.read().dead_letter_counts.iter().map(|(reason, n)| (reason.as_str().to_owned(), *n)).collect()
+    }
 }
 
 /// The statements of a description, built once; names come from the description, which checked
@@ -111,6 +133,8 @@ struct Queries {
     latest_per_key: String,
     /// Per column, the ranking statement, for the ranked ones.
     rankings: Vec<Option<String>>,
+    /// The watermark and last commit of the pipelines writing the table.
+    freshness: String,
 }
 
 impl Queries {
@@ -159,6 +183,9 @@ impl Queries {
             latest_window: format!("SELECT max(window_start) FROM {table} WHERE $1::text IS NULL OR {key} = $1"),
             latest_per_key,
             rankings,
+            freshness: "SELECT max(closed_through), max(updated_at) FROM pipeline_checkpoints
+                        WHERE coalesce(results_table, 'stream_metrics_minute') = $1"
+                .to_owned(),
         }
     }
 }
@@ -297,6 +324,40 @@ impl Store {
                 ranked.truncate(usize::try_from(n).unwrap_or(usize::MAX));
                 Ok(ranked)
             }
+        }
+    }
+
+    /// How fresh the answers are. A store that cannot say (an older schema, a database that
+    /// does not answer) says nothing rather than failing the answer it comes with.
+    pub async fn freshness(&self) -> Freshness {
+        match &self.backend {
+            Backend::Postgres(pool, queries) => {
+                let read = async {
+                    let client = pool.get().await.ok()?;
+                    let statement = client.prepare_cached(&queries.freshness).await.ok()?;
+                    let row = client.query_one(&statement, &[&self.columns.table()]).await.ok()?;
+                    Some(Freshness {
+                        watermark: row.get::<_, Option<SystemTime>>(0).map(EventTime::from),
+                        last_commit: row.get(1),
+                    })
+                };
+                read.await.unwrap_or_default()
+            }
+            Backend::Memory(table) => table.freshness(),
+        }
+    }
+
+    /// Dead letters by reason.
+    pub async fn dead_letters(&self) -> Result<BTreeMap<String, u64>, Unavailable> {
+        match &self.backend {
+            Backend::Postgres(pool, _) => {
+                let client = pool.get().await?;
+                let statement =
+                    client.prepare_cached("SELECT reason, count(*) FROM dead_letters GROUP BY reason").await?;
+                let rows = client.query(&statement, &[]).await?;
+                Ok(rows.iter().map(|r| (r.get::<_, String>(0), r.get::<_, i64>(1) as u64)).collect())
+            }
+            Backend::Memory(table) => Ok(table.dead_letters()),
         }
     }
 

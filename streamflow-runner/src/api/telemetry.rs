@@ -21,11 +21,15 @@ use super::cache::AnswerCache;
 use super::store::Store;
 
 /// The routes, by template, the last for every path that is none of them.
-const ROUTES: [&str; 8] = [
+const ROUTES: [&str; 12] = [
+    "/",
+    "/assets/{file}",
     "/health",
+    "/status",
     "/metrics",
     "/metrics/latest",
     "/{keys}/top",
+    "/{keys}/top/live",
     "/{keys}/{key}/metrics",
     "/prometheus",
     "/openapi.json",
@@ -36,12 +40,16 @@ const ROUTES: [&str; 8] = [
 fn route_of(path: &str) -> &'static str {
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
     match segments.as_slice() {
+        [""] => "/",
+        ["assets", _] => "/assets/{file}",
         ["health"] => "/health",
+        ["status"] => "/status",
         ["metrics"] => "/metrics",
         ["metrics", "latest"] => "/metrics/latest",
         ["openapi.json"] => "/openapi.json",
         ["prometheus"] => "/prometheus",
         [_, "top"] => "/{keys}/top",
+        [_, "top", "live"] => "/{keys}/top/live",
         [_, _, "metrics"] => "/{keys}/{key}/metrics",
         _ => "other",
     }
@@ -90,6 +98,16 @@ impl Telemetry {
     /// Adds the figures of the API's answer cache.
     pub fn with_cache(&self, cache: AnswerCache) {
         let _ = self.cache.set(cache);
+    }
+
+    /// The figures of a pipeline running in this process, if one does.
+    pub fn pipeline(&self) -> Option<&Arc<Metrics>> {
+        self.pipeline.get()
+    }
+
+    /// The figures of its Postgres sink, if it has one.
+    pub fn postgres(&self) -> Option<&Arc<PostgresStats>> {
+        self.postgres.get()
     }
 
     /// Counts one answered request; `keys` and `key` name the routes of the served table.

@@ -11,8 +11,14 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 pub const STREAMFLOW: &str = env!("CARGO_BIN_EXE_streamflow");
 
+/// The `streamflow` binary to test: this build's, or the one `STREAMFLOW_TEST_BIN` names (an
+/// older build, to see a regression test fail where the defect was).
+pub fn binary() -> String {
+    std::env::var("STREAMFLOW_TEST_BIN").unwrap_or_else(|_| STREAMFLOW.to_owned())
+}
+
 pub fn streamflow(args: &[&str]) -> Command {
-    let mut command = Command::new(STREAMFLOW);
+    let mut command = Command::new(binary());
     command.args(args).env("STREAMFLOW_LOG", "warn");
     command
 }
