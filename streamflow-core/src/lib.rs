@@ -8,7 +8,8 @@
 //! checks it):
 //!
 //! * vocabulary: [`error`], [`time`] (event time, windows), [`money`] (exact decimals),
-//!   [`position`] (partitions, offsets, progress), [`retry`], [`dead_letter`];
+//!   [`position`] (partitions, offsets, progress), [`retry`], [`dead_letter`], and `tls` (for
+//!   the connectors);
 //! * [`schema`]: the seam — an embedder's event, key and columns — with [`batch`] (records, and
 //!   their decoding), [`checkpoint`] (what a restart needs) and [`csv`];
 //! * [`metrics`] and [`control`]: the figures the workers observe, and the handle they
@@ -105,6 +106,8 @@ pub mod sink;
 pub mod source;
 pub mod streams;
 pub mod time;
+#[cfg(feature = "tls")]
+pub mod tls;
 
 pub use batch::RecordBatch;
 pub use checkpoint::{Checkpoint, CheckpointUpdate, PartitionPosition, Settings};

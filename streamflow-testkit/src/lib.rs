@@ -70,6 +70,16 @@ impl Postgres {
     /// Creates and starts a server. `initdb` refuses to run as root, so as root the server runs
     /// as the `postgres` system user that Debian's package creates.
     pub fn start() -> io::Result<Postgres> {
+        Postgres::create(None)
+    }
+
+    /// A server that takes TCP connections over TLS only (`ssl=on`, `hostssl` in pg_hba.conf),
+    /// with the server certificate of `certificates`.
+    pub fn start_tls(certificates: &Certificates) -> io::Result<Postgres> {
+        Postgres::create(Some(certificates))
+    }
+
+    fn create(tls: Option<&Certificates>) -> io::Result<Postgres> {
         let bin = postgres_bin_dir()?;
         let dir = tempfile::Builder::new().prefix("streamflow-pg-").tempdir()?;
         let server = Postgres { dir, bin, port: free_port() };
@@ -88,13 +98,35 @@ impl Postgres {
                 .arg("--auth-host=scram-sha-256")
                 .arg(format!("--pwfile={}", password_file.display()))
         })?;
+        if let Some(certificates) = tls {
+            let data = server.data();
+            std::fs::copy(&certificates.server_cert, data.join("server.crt"))?;
+            std::fs::copy(&certificates.server_key, data.join("server.key"))?;
+            let hba = std::fs::read_to_string(data.join("pg_hba.conf"))?;
+            let hba: String = hba
+                .lines()
+                .map(
+                    |line| if line.starts_with("host") { line.replacen("host", "hostssl", 1) } else { line.to_owned() },
+                )
+                .collect::<Vec<_>>()
+                .join("\n");
+            std::fs::write(data.join("pg_hba.conf"), hba + "\n")?;
+            let mut conf = std::fs::OpenOptions::new().append(true).open(data.join("postgresql.conf"))?;
+            io::Write::write_all(&mut conf, b"ssl = on\n")?;
+            run(Command::new("chmod").arg("600").arg(data.join("server.key")))?;
+            if is_root() {
+                run(Command::new("chown").arg("-R").arg("postgres:postgres").arg(&data))?;
+            }
+        }
         server.start_again()?;
-        let mut client = postgres::Client::connect(&server.url_of("postgres"), postgres::NoTls)
-            .map_err(|e| io::Error::other(format!("cannot connect to the new server: {e}")))?;
-        client
-            .batch_execute(&format!("CREATE DATABASE {}", Self::DATABASE))
-            .map_err(|e| io::Error::other(format!("cannot create the database: {e}")))?;
+        server.psql("postgres", &format!("CREATE DATABASE {}", Self::DATABASE))?;
         Ok(server)
+    }
+
+    /// Runs `sql` in `database` as the superuser, through the local socket-less `psql`.
+    pub fn psql(&self, database: &str, sql: &str) -> io::Result<()> {
+        let url = format!("postgres://{0}:{0}@127.0.0.1:{1}/{database}?sslmode=prefer", Self::USER, self.port);
+        run(Command::new(self.bin.join("psql")).args(["-X", "-q", "-v", "ON_ERROR_STOP=1", &url, "-c", sql])).map(drop)
     }
 
     fn data(&self) -> PathBuf {
@@ -321,4 +353,85 @@ pub fn http_get(port: u16, path: &str) -> (u16, String) {
     let status = response.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
     let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
     (status, body)
+}
+
+/// Certificates made with openssl for TLS tests: an authority, a server certificate it signs for
+/// `127.0.0.1` and `localhost`, and another authority that signs nothing of theirs.
+pub struct Certificates {
+    _dir: tempfile::TempDir,
+    /// The authority's certificate (PEM).
+    pub ca: PathBuf,
+    /// The server's certificate (PEM), for 127.0.0.1 and localhost.
+    pub server_cert: PathBuf,
+    /// Its key (PEM).
+    pub server_key: PathBuf,
+    /// The certificate of an authority that did not sign the server's.
+    pub other_ca: PathBuf,
+}
+
+impl Certificates {
+    /// Makes them, in a directory of their own.
+    pub fn make() -> io::Result<Certificates> {
+        let dir = tempfile::Builder::new().prefix("streamflow-certs-").tempdir()?;
+        let path = |name: &str| dir.path().join(name);
+        let openssl = |args: &[&str]| run(Command::new("openssl").args(args).current_dir(dir.path())).map(drop);
+        for ca in ["ca", "other-ca"] {
+            openssl(&[
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-days",
+                "2",
+                "-subj",
+                &format!("/CN=streamflow test {ca}"),
+                "-keyout",
+                &format!("{ca}.key"),
+                "-out",
+                &format!("{ca}.pem"),
+                "-addext",
+                "basicConstraints=critical,CA:TRUE",
+                "-addext",
+                "keyUsage=critical,keyCertSign,cRLSign",
+            ])?;
+        }
+        openssl(&[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            "/CN=localhost",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+        ])?;
+        std::fs::write(path("server.ext"), "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n")?;
+        openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            "server.ext",
+            "-out",
+            "server.pem",
+        ])?;
+        Ok(Certificates {
+            ca: path("ca.pem"),
+            server_cert: path("server.pem"),
+            server_key: path("server.key"),
+            other_ca: path("other-ca.pem"),
+            _dir: dir,
+        })
+    }
 }

@@ -8,8 +8,8 @@ use std::time::{Duration, SystemTime};
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use streamflow_core::schema::{Columns, GenericRow, Number, Row};
+use streamflow_core::sink::postgres::connect::Endpoint;
 use streamflow_core::{EventTime, Table};
-use tokio_postgres::NoTls;
 
 use super::params::{By, Ranking};
 
@@ -40,15 +40,30 @@ pub struct Unavailable(
     pub String,
 );
 
+/// An error and its causes, as one line: "error performing TLS handshake: invalid peer
+/// certificate: UnknownIssuer" says more than its first part.
+fn with_causes(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(error) = cause {
+        let more = error.to_string();
+        if !text.ends_with(&more) {
+            text = format!("{text}: {more}");
+        }
+        cause = error.source();
+    }
+    text
+}
+
 impl From<deadpool_postgres::PoolError> for Unavailable {
     fn from(error: deadpool_postgres::PoolError) -> Unavailable {
-        Unavailable(error.to_string())
+        Unavailable(with_causes(&error))
     }
 }
 
 impl From<tokio_postgres::Error> for Unavailable {
     fn from(error: tokio_postgres::Error) -> Unavailable {
-        Unavailable(error.to_string())
+        Unavailable(with_causes(&error))
     }
 }
 
@@ -193,9 +208,11 @@ impl Queries {
 impl Store {
     /// A pool on `url` for rows of `columns`; connections open when first needed.
     pub fn postgres(url: &str, columns: &Columns) -> anyhow::Result<Store> {
-        let mut config: tokio_postgres::Config = url.parse()?;
+        let endpoint = Endpoint::parse(url)?;
+        let mut config = endpoint.config().clone();
         config.connect_timeout(DATABASE_WAIT);
-        let manager = Manager::from_config(config, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+        let manager =
+            Manager::from_config(config, endpoint.tls(), ManagerConfig { recycling_method: RecyclingMethod::Fast });
         let pool = Pool::builder(manager)
             .max_size(16)
             .wait_timeout(Some(DATABASE_WAIT))

@@ -59,16 +59,42 @@ impl PostgresConfig {
 
 /// The URL without its password, for logs.
 pub fn redacted(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            let credentials = &url[scheme + 3..at];
-            match credentials.find(':') {
-                Some(colon) => format!("{}{}:***{}", &url[..scheme + 3], &credentials[..colon], &url[at..]),
-                None => url.to_owned(),
+    const HIDDEN: &str = "***";
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        let scheme = url.find("://").expect("checked above") + 3;
+        let (base, query) = url.split_once('?').map_or((url, None), |(b, q)| (b, Some(q)));
+        // user:password@ before the host.
+        let base = match base[scheme..].rfind('@') {
+            Some(at) => {
+                let credentials = &base[scheme..scheme + at];
+                match credentials.find(':') {
+                    Some(colon) => {
+                        format!("{}{}:{HIDDEN}{}", &base[..scheme], &credentials[..colon], &base[scheme + at..])
+                    }
+                    None => base.to_owned(),
+                }
             }
-        }
-        _ => url.to_owned(),
+            None => base.to_owned(),
+        };
+        let Some(query) = query else { return base };
+        let query: Vec<String> = query
+            .split('&')
+            .map(|pair| match pair.split_once('=') {
+                Some(("password", _)) => format!("password={HIDDEN}"),
+                _ => pair.to_owned(),
+            })
+            .collect();
+        return format!("{base}?{}", query.join("&"));
     }
+    let pairs = super::connect::key_values(url);
+    if pairs.is_empty() {
+        return url.to_owned();
+    }
+    pairs
+        .into_iter()
+        .map(|(name, _, text)| if name == "password" { format!("password={HIDDEN}") } else { text })
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 #[cfg(test)]
@@ -80,6 +106,13 @@ mod tests {
         assert_eq!(redacted("postgres://rt:secret@db:5432/realtime"), "postgres://rt:***@db:5432/realtime");
         assert_eq!(redacted("postgres://rt@db/realtime"), "postgres://rt@db/realtime");
         assert_eq!(redacted("host=db user=rt"), "host=db user=rt");
+        assert_eq!(redacted("host=db user=rt password=secret dbname=x"), "host=db user=rt password=*** dbname=x");
+        assert_eq!(redacted("host=db password='se cret' user=rt"), "host=db password=*** user=rt");
+        assert_eq!(
+            redacted("postgres://db/realtime?user=rt&password=secret&sslmode=require"),
+            "postgres://db/realtime?user=rt&password=***&sslmode=require"
+        );
+        assert_eq!(redacted("postgresql://rt:p%40ss@db:5432/realtime"), "postgresql://rt:***@db:5432/realtime");
     }
 
     #[test]

@@ -18,6 +18,7 @@
 //! database) stops the pipeline with the server's message. [`is_transient`] decides which is which.
 
 mod config;
+pub mod connect;
 mod fence;
 mod schema;
 mod write;
@@ -29,7 +30,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use postgres::{Client, NoTls};
+use postgres::Client;
 
 pub use config::{redacted, PostgresConfig};
 pub use fence::Reset;
@@ -55,8 +56,13 @@ pub fn is_transient(error: &postgres::Error) -> bool {
         // Connection exception, transaction rollback (serialization, deadlock), insufficient
         // resources, operator intervention (shutdown, restart, cancel), system error.
         Some(code) => matches!(&code.code()[..2], "08" | "40" | "53" | "57" | "58"),
-        // No answer from the server: only a failure of the connection itself passes.
-        None => std::error::Error::source(error).is_some_and(|cause| cause.is::<std::io::Error>()),
+        // No answer from the server: only a failure of the connection itself passes, not a
+        // certificate TLS refused (it comes as an I/O error too).
+        None => std::error::Error::source(error).is_some_and(|cause| {
+            cause
+                .downcast_ref::<std::io::Error>()
+                .is_some_and(|io| io.get_ref().is_none_or(|inner| !inner.is::<rustls::Error>()))
+        }),
     }
 }
 
@@ -131,9 +137,7 @@ impl PostgresSink {
     /// Connects (waiting out failures that pass), applies the schema, and is ready to run.
     pub fn connect(config: PostgresConfig) -> Result<PostgresSink, SinkError> {
         // A URL that does not parse will not parse on a retry either.
-        config.url.parse::<postgres::Config>().map_err(|e| {
-            Error::configuration(format!("the database URL {} is not valid", redacted(&config.url))).caused_by(e)
-        })?;
+        connect::Endpoint::parse(&config.url)?;
         let stats = Arc::new(PostgresStats::default());
         let client = retrying(&config, &stats, "apply the schema", |client| apply_schema(client, &config.columns))
             .map(|(client, applied)| {
@@ -329,7 +333,7 @@ impl Committer {
 
     fn attempt(&mut self, batch: &Commit) -> Result<write::Written, Failure> {
         if self.client.is_none() {
-            let mut client = open(&self.config.url)?;
+            let mut client = open(&self.config)?;
             // A new session: the writer's lock went with the old one.
             fence::relock(&mut client, &self.config.pipeline)?;
             self.client = Some(client);
@@ -407,34 +411,30 @@ fn retrying<T>(
 fn connect(config: &PostgresConfig, stats: &PostgresStats) -> Result<Client, SinkError> {
     let mut backoff = config.backoff();
     loop {
-        match open(&config.url) {
+        match open(config) {
             Ok(client) => {
                 stats.database_up.store(true, Relaxed);
                 return Ok(client);
             }
-            Err(error) if is_transient(&error) => {
+            Err(Failure::Refused(error)) => return Err(error),
+            Err(Failure::Database(error)) if is_transient(&error) => {
                 stats.database_up.store(false, Relaxed);
                 let wait = backoff.next_wait();
                 tracing::warn!(url = %redacted(&config.url), error = %error, retry_in = ?wait,
                     "Cannot connect to Postgres; retrying.");
                 std::thread::sleep(wait);
             }
-            Err(error) => return Err(fatal(&format!("cannot connect to {}", redacted(&config.url)), error)),
+            Err(Failure::Database(error)) => {
+                return Err(fatal(&format!("cannot connect to {}", redacted(&config.url)), error))
+            }
         }
     }
 }
 
-/// How long a connection attempt may take unless the URL says otherwise: an unreachable host is
-/// a failure that passes, retried, not a hang.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// A connection on `url` (already checked to parse).
-fn open(url: &str) -> Result<Client, postgres::Error> {
-    let mut config: postgres::Config = url.parse()?;
-    if config.get_connect_timeout().is_none() {
-        config.connect_timeout(CONNECT_TIMEOUT);
-    }
-    config.connect(NoTls)
+/// A connection to the database of `config` (its URL already checked to parse).
+fn open(config: &PostgresConfig) -> Result<Client, Failure> {
+    let endpoint = connect::Endpoint::parse(&config.url).map_err(Failure::Refused)?;
+    Ok(endpoint.connect()?)
 }
 
 /// A failure that will not pass, with the server's own message.
