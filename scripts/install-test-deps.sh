@@ -44,6 +44,13 @@ else
     command -v service >/dev/null && service postgresql stop >/dev/null 2>&1 || true
 fi
 
+# TLS tests put stunnel in front of the broker (tansu 0.6 has no TLS listener); the alerting
+# rules are checked with promtool.
+command -v stunnel4 >/dev/null || apt_install stunnel4
+command -v openssl >/dev/null || apt_install openssl
+command -v promtool >/dev/null || apt_install prometheus
+command -v service >/dev/null && service prometheus stop >/dev/null 2>&1 || true
+
 # The dashboard's test drives the page in Chromium.
 if command -v chromium >/dev/null; then
     say "Chromium found at $(command -v chromium)."

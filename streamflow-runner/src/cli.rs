@@ -8,7 +8,9 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use streamflow_core::dataflow::ClusterConfig;
+use streamflow_core::kafka::{Mechanism, Sasl, Security};
 use streamflow_core::sink::postgres::redacted;
+use streamflow_core::tls::TlsOptions;
 use streamflow_core::{PipelineConfig, PostgresConfig, StartOffsets, WindowConfig};
 
 /// Real-time streaming analytics of live-streaming events: per-minute metrics per stream.
@@ -102,11 +104,107 @@ impl ServeArgs {
 #[derive(Debug, Clone, Args)]
 pub struct KafkaArgs {
     /// Bootstrap brokers, comma-separated `host:port`.
-    #[arg(long, env = "KAFKA_BROKERS", default_value = "127.0.0.1:9092", value_delimiter = ',')]
+    #[arg(
+        long,
+        alias = "bootstrap-server",
+        env = "KAFKA_BROKERS",
+        default_value = "127.0.0.1:9092",
+        value_delimiter = ','
+    )]
     pub brokers: Vec<String>,
     /// The topic.
     #[arg(long, env = "KAFKA_TOPIC", default_value = "stream.events")]
     pub topic: String,
+    #[command(flatten)]
+    pub security: KafkaSecurityArgs,
+}
+
+/// TLS and SASL to the brokers, as Kafka's own clients name them.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Kafka security")]
+pub struct KafkaSecurityArgs {
+    /// How connections to the brokers are secured.
+    #[arg(long, env = "KAFKA_SECURITY_PROTOCOL", value_enum, default_value_t = SecurityProtocol::Plaintext)]
+    pub security_protocol: SecurityProtocol,
+    /// The SASL mechanism, with `sasl_plaintext` or `sasl_ssl`.
+    #[arg(long, env = "KAFKA_SASL_MECHANISM", value_enum)]
+    pub sasl_mechanism: Option<SaslMechanism>,
+    /// The SASL user.
+    #[arg(long, env = "KAFKA_SASL_USERNAME")]
+    pub sasl_username: Option<String>,
+    /// A file holding the SASL password; else the environment variable `KAFKA_SASL_PASSWORD`
+    /// (never a flag: a flag is seen by every user of the machine).
+    #[arg(long, env = "KAFKA_SASL_PASSWORD_FILE")]
+    pub sasl_password_file: Option<PathBuf>,
+    /// The authorities trusted to sign the brokers' certificates (PEM), with `ssl` or
+    /// `sasl_ssl`; default: the system's. The certificate must name the broker.
+    #[arg(long, env = "KAFKA_SSL_CA_FILE")]
+    pub ssl_ca_file: Option<PathBuf>,
+}
+
+/// `--security-protocol`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+#[value(rename_all = "snake_case")]
+pub enum SecurityProtocol {
+    /// Neither TLS nor SASL.
+    Plaintext,
+    /// TLS.
+    Ssl,
+    /// SASL without TLS.
+    SaslPlaintext,
+    /// SASL over TLS.
+    SaslSsl,
+}
+
+/// `--sasl-mechanism`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum SaslMechanism {
+    /// PLAIN: the password sent as it is (use it over TLS).
+    Plain,
+    /// SCRAM-SHA-256.
+    #[value(name = "scram-sha-256")]
+    ScramSha256,
+    /// SCRAM-SHA-512.
+    #[value(name = "scram-sha-512")]
+    ScramSha512,
+}
+
+impl KafkaSecurityArgs {
+    /// The security settings the flags describe; the password is read here.
+    pub fn security(&self) -> anyhow::Result<Security> {
+        use SecurityProtocol::*;
+        let tls =
+            matches!(self.security_protocol, Ssl | SaslSsl).then(|| TlsOptions::verified(self.ssl_ca_file.clone()));
+        anyhow::ensure!(
+            tls.is_some() || self.ssl_ca_file.is_none(),
+            "--ssl-ca-file needs --security-protocol ssl or sasl_ssl"
+        );
+        let sasl = if matches!(self.security_protocol, SaslPlaintext | SaslSsl) {
+            let mechanism = self.sasl_mechanism.context("--security-protocol sasl_… needs --sasl-mechanism")?;
+            let username = self.sasl_username.clone().context("--security-protocol sasl_… needs --sasl-username")?;
+            let password = match &self.sasl_password_file {
+                Some(file) => std::fs::read_to_string(file)
+                    .with_context(|| format!("cannot read the SASL password from {}", file.display()))?
+                    .trim_end_matches(['\n', '\r'])
+                    .to_owned(),
+                None => std::env::var("KAFKA_SASL_PASSWORD")
+                    .context("SASL needs a password: KAFKA_SASL_PASSWORD, or --sasl-password-file")?,
+            };
+            let mechanism = match mechanism {
+                SaslMechanism::Plain => Mechanism::Plain,
+                SaslMechanism::ScramSha256 => Mechanism::ScramSha256,
+                SaslMechanism::ScramSha512 => Mechanism::ScramSha512,
+            };
+            Some(Sasl { mechanism, username, password })
+        } else {
+            anyhow::ensure!(
+                self.sasl_mechanism.is_none() && self.sasl_username.is_none() && self.sasl_password_file.is_none(),
+                "the --sasl-… flags need --security-protocol sasl_plaintext or sasl_ssl"
+            );
+            None
+        };
+        Ok(Security { tls, sasl })
+    }
 }
 
 /// `streamflow run`.
@@ -288,8 +386,10 @@ pub struct ReplayArgs {
     pub input: Option<PathBuf>,
     /// Replay a Kafka topic instead, from its start to the end its partitions have now, each
     /// partition as itself: bootstrap brokers, comma-separated `host:port`.
-    #[arg(long, value_delimiter = ',', conflicts_with = "input")]
+    #[arg(long, alias = "bootstrap-server", value_delimiter = ',', conflicts_with = "input")]
     pub brokers: Option<Vec<String>>,
+    #[command(flatten)]
+    pub security: KafkaSecurityArgs,
     /// The Kafka topic to replay (default `stream.events`); for a file, the name its offsets are
     /// stored under in the database (default: the file's name).
     #[arg(long)]

@@ -230,6 +230,24 @@ pub struct Tansu {
     port: u16,
     storage: Storage,
     child: Option<std::process::Child>,
+    /// Whether clients must log in (SASL SCRAM).
+    authentication: bool,
+    /// The port of the TLS endpoint in front of the broker (stunnel), when there is one: the
+    /// one advertised to clients.
+    tls_port: Option<u16>,
+    stunnel: Option<std::process::Child>,
+}
+
+/// How to start a broker: its storage, the users it knows (each for SCRAM-SHA-256 and
+/// SCRAM-SHA-512; then clients must log in), and whether a TLS endpoint stands in front of it.
+pub struct TansuOptions<'a> {
+    /// Where the log is kept; users need [`Storage::Sqlite`] (tansu keeps none in memory).
+    pub storage: Storage,
+    /// `(name, password)` of each user.
+    pub users: &'a [(&'a str, &'a str)],
+    /// TLS in front, with the server certificate of these: tansu 0.6 has no TLS listener of
+    /// its own, so stunnel takes TLS and passes the bytes on.
+    pub tls: Option<&'a Certificates>,
 }
 
 impl Tansu {
@@ -241,15 +259,64 @@ impl Tansu {
 
     /// Starts a broker.
     pub fn start(storage: Storage) -> io::Result<Tansu> {
+        Tansu::start_with(TansuOptions { storage, users: &[], tls: None })
+    }
+
+    /// Starts a broker as `options` say.
+    pub fn start_with(options: TansuOptions<'_>) -> io::Result<Tansu> {
         let dir = tempfile::Builder::new().prefix("streamflow-tansu-").tempdir()?;
-        let mut broker = Tansu { dir, port: free_port(), storage, child: None };
+        let tls_port = options.tls.map(|_| free_port());
+        let mut broker = Tansu {
+            dir,
+            port: free_port(),
+            storage: options.storage,
+            child: None,
+            authentication: false,
+            tls_port,
+            stunnel: None,
+        };
         broker.start_again()?;
+        if !options.users.is_empty() {
+            if broker.storage != Storage::Sqlite {
+                return Err(io::Error::other("tansu keeps users in SQLite storage only"));
+            }
+            // `tansu user` does not log in itself: the users are made before logins are required.
+            for (name, password) in options.users {
+                for mechanism in ["scram256", "scram512"] {
+                    run(Command::new(Self::binary())
+                        .args(["user", "create", name, password, "--mechanism", mechanism])
+                        .arg("--broker")
+                        .arg(format!("tcp://127.0.0.1:{}", broker.port)))?;
+                }
+            }
+            broker.authentication = true;
+            broker.start_again()?;
+        }
+        if let (Some(certificates), Some(tls_port)) = (options.tls, tls_port) {
+            let config = broker.dir.path().join("stunnel.conf");
+            std::fs::write(
+                &config,
+                format!(
+                    "foreground = yes\npid =\n[kafka]\naccept = 127.0.0.1:{tls_port}\nconnect = 127.0.0.1:{}\ncert = {}\nkey = {}\n",
+                    broker.port,
+                    certificates.server_cert.display(),
+                    certificates.server_key.display()
+                ),
+            )?;
+            let log = std::fs::File::create(broker.dir.path().join("stunnel.log"))?;
+            let stunnel =
+                Command::new("stunnel4").arg(&config).stdout(log.try_clone()?).stderr(log).spawn().map_err(|e| {
+                    io::Error::other(format!("cannot start stunnel4 ({e}): run scripts/install-test-deps.sh"))
+                })?;
+            broker.stunnel = Some(stunnel);
+            wait_for_port(tls_port, Duration::from_secs(10))?;
+        }
         Ok(broker)
     }
 
-    /// `127.0.0.1:PORT`, for a client's bootstrap list.
+    /// `127.0.0.1:PORT`, for a client's bootstrap list: the TLS endpoint when there is one.
     pub fn address(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
+        format!("127.0.0.1:{}", self.tls_port.unwrap_or(self.port))
     }
 
     /// The broker's process id, while it runs.
@@ -286,14 +353,19 @@ impl Tansu {
     /// Starts the broker again on the same port (with SQLite storage, with the same log).
     pub fn start_again(&mut self) -> io::Result<()> {
         self.stop();
-        let listener = format!("tcp://{}", self.address());
+        let listener = format!("tcp://127.0.0.1:{}", self.port);
+        let advertised = format!("tcp://{}", self.address());
         let storage = match self.storage {
             Storage::Memory => "memory://tansu/",
             Storage::Sqlite => "sqlite://tansu.db",
         };
         let log = std::fs::File::create(self.dir.path().join("broker.log"))?;
-        let child = Command::new(Self::binary())
-            .args(["broker", "--listener-url", &listener, "--advertised-listener-url", &listener])
+        let mut command = Command::new(Self::binary());
+        command.args(["broker", "--listener-url", &listener, "--advertised-listener-url", &advertised]);
+        if self.authentication {
+            command.arg("--authentication");
+        }
+        let child = command
             .args(["--storage-engine", storage])
             .current_dir(self.dir.path())
             .stdout(log.try_clone()?)
@@ -318,6 +390,10 @@ impl Tansu {
 impl Drop for Tansu {
     fn drop(&mut self) {
         self.stop();
+        if let Some(mut stunnel) = self.stunnel.take() {
+            let _ = stunnel.kill();
+            let _ = stunnel.wait();
+        }
     }
 }
 

@@ -19,6 +19,7 @@ use tokio::sync::Mutex;
 
 use super::connection::Connection;
 use super::records::{write_batch, BatchKind, Compression, Produced};
+use super::security::Security;
 use super::KafkaError;
 use crate::position::{Offset, PartitionId};
 
@@ -33,6 +34,8 @@ pub struct ClientConfig {
     pub connect_timeout: Duration,
     /// How long a broker may take to answer a request (a fetch's own wait comes on top).
     pub request_timeout: Duration,
+    /// TLS and SASL.
+    pub security: Security,
 }
 
 impl ClientConfig {
@@ -43,6 +46,7 @@ impl ClientConfig {
             client_id: "streamflow".into(),
             connect_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(30),
+            security: Security::default(),
         }
     }
 }
@@ -106,7 +110,7 @@ impl KafkaClient {
 
     /// A new connection to `broker` (`host:port`), for a task's own stream of requests.
     pub async fn open(&self, broker: &str) -> Result<Connection, KafkaError> {
-        Connection::open(broker, &self.config.client_id, self.config.connect_timeout, self.config.request_timeout).await
+        Connection::open(broker, &self.config).await
     }
 
     /// Runs `request` on this client's connection to `node` (any broker for `None`), opening it

@@ -17,11 +17,13 @@ pub mod client;
 pub mod connection;
 pub mod fetch;
 pub mod records;
+pub mod security;
 
 pub use crate::position::partition_of;
 pub use client::{ClientConfig, KafkaClient, OffsetAt, PartitionInfo, PartitionProducer};
 pub use connection::Connection;
 pub use records::{Compression, Produced};
+pub use security::{Mechanism, Sasl, Security};
 
 use kafka_protocol::error::{ParseResponseErrorCode, ResponseError};
 
@@ -82,6 +84,14 @@ pub enum KafkaError {
     /// The metadata names a leader the client knows no address of, or none.
     #[error("no address is known for the leader, node {0}")]
     NoLeader(i32),
+    /// TLS or SASL failed: a certificate refused, a login refused, a mechanism not served.
+    #[error("cannot connect securely to {broker}: {problem}")]
+    Security {
+        /// `host:port`.
+        broker: String,
+        /// What was wrong.
+        problem: String,
+    },
     /// The settings are wrong.
     #[error("{0}")]
     Config(String),

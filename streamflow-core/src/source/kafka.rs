@@ -33,7 +33,7 @@ use crate::batch::RecordBatch;
 use crate::error::{Error, SourceError};
 use crate::kafka::fetch::fetch;
 use crate::kafka::records::read_batches;
-use crate::kafka::{ClientConfig, Connection, KafkaClient, KafkaError, OffsetAt};
+use crate::kafka::{ClientConfig, Connection, KafkaClient, KafkaError, OffsetAt, Security};
 use crate::position::{Offset, PartitionId, PartitionState};
 
 /// Where a partition never read before starts.
@@ -82,6 +82,8 @@ pub struct KafkaConfig {
     /// Read each partition up to the end its log has when the reader starts, then end: a replay
     /// of the topic, rather than a pipeline that runs for ever.
     pub until_end: bool,
+    /// TLS and SASL to the brokers.
+    pub security: Security,
 }
 
 impl KafkaConfig {
@@ -98,11 +100,12 @@ impl KafkaConfig {
             max_backoff: Duration::from_secs(5),
             metadata_refresh: Duration::from_secs(10),
             until_end: false,
+            security: Security::default(),
         }
     }
 
     fn client(&self) -> ClientConfig {
-        ClientConfig::new(self.brokers.clone())
+        ClientConfig { security: self.security.clone(), ..ClientConfig::new(self.brokers.clone()) }
     }
 }
 

@@ -47,9 +47,8 @@ fn log_exchanged(mesh: Option<&Arc<Mesh>>, events: u64) {
 
 /// A Kafka client on the brokers of `args`.
 async fn kafka_client(args: &crate::cli::KafkaArgs) -> anyhow::Result<Arc<KafkaClient>> {
-    KafkaClient::connect(ClientConfig::new(args.brokers.clone()))
-        .await
-        .with_context(|| format!("cannot reach Kafka at {}", args.brokers.join(",")))
+    let config = ClientConfig { security: args.security.security()?, ..ClientConfig::new(args.brokers.clone()) };
+    KafkaClient::connect(config).await.with_context(|| format!("cannot reach Kafka at {}", args.brokers.join(",")))
 }
 
 /// The partitions of the topic of `args`, if it exists.

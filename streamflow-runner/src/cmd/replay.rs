@@ -80,6 +80,7 @@ fn sources(args: &ReplayArgs) -> anyhow::Result<(String, Sources)> {
     if let Some(brokers) = &args.brokers {
         let topic = args.topic.clone().unwrap_or_else(|| "stream.events".to_owned());
         let mut config = KafkaConfig::new(brokers.clone(), &topic);
+        config.security = args.security.security()?;
         config.start = StartOffsets::Earliest;
         config.until_end = true;
         config.idle_timeout = None;

@@ -31,6 +31,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     tracing::info!(?args, "Starting.");
     let config = args.pipeline.config()?;
     let mut kafka = KafkaConfig::new(args.kafka.brokers.clone(), &args.kafka.topic);
+    kafka.security = args.kafka.security.security()?;
     kafka.start = args.start_offsets;
     kafka.idle_timeout = (args.idle_timeout_seconds > 0).then(|| Duration::from_secs(args.idle_timeout_seconds));
     kafka.metadata_refresh = Duration::from_secs(args.metadata_refresh_seconds);
