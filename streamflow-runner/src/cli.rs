@@ -220,6 +220,10 @@ pub struct RunArgs {
     /// back (0: never).
     #[arg(long, env = "IDLE_TIMEOUT_SECONDS", default_value_t = 30)]
     pub idle_timeout_seconds: u64,
+    /// The consumer group the committed offsets are also committed under in Kafka, for its
+    /// tools to show the lag (never read back); default: the pipeline's name.
+    #[arg(long, env = "KAFKA_CONSUMER_GROUP")]
+    pub consumer_group: Option<String>,
     /// Seconds between two listings of the topic's partitions: partitions added to it while the
     /// pipeline runs are read from their earliest offset.
     #[arg(long, env = "METADATA_REFRESH_SECONDS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]

@@ -107,6 +107,38 @@ fn the_pipeline_over_kafka_equals_a_replay_of_the_same_events() {
     assert!(late > 1_000, "{late} late events");
 }
 
+/// The consumer group's offsets as confluent-kafka's admin client reads them: partition → offset.
+const GROUP_OFFSETS: &str = r#"
+import sys
+from confluent_kafka import ConsumerGroupTopicPartitions
+from confluent_kafka.admin import AdminClient
+admin = AdminClient({"bootstrap.servers": sys.argv[1]})
+future = admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(sys.argv[2])])[sys.argv[2]]
+for tp in sorted(future.result(timeout=30).topic_partitions, key=lambda tp: tp.partition):
+    print(tp.topic, tp.partition, tp.offset)
+"#;
+
+/// Issue 13: after each commit the pipeline commits the same offsets under a consumer group
+/// named after it, so that Kafka's own tools (here confluent-kafka's admin client) see its lag.
+#[test]
+fn the_committed_offsets_are_the_consumer_groups_too() {
+    let broker = Tansu::start(Storage::Memory).unwrap();
+    let pg = Postgres::start().unwrap();
+    succeed(&mut produce(&broker, 20_000, 0));
+    let pipeline = Running::spawn(&mut run_from_earliest(&broker, &pg.url()));
+    wait_for_offsets(&pg.url(), 20_000, Duration::from_secs(120));
+    pipeline.terminate();
+    let mut client = postgres::Client::connect(&pg.url(), postgres::NoTls).unwrap();
+    let stored: Vec<String> = client
+        .query("SELECT partition, next_offset FROM source_offsets ORDER BY partition", &[])
+        .unwrap()
+        .iter()
+        .map(|row| format!("{TOPIC} {} {}", row.get::<_, i32>(0), row.get::<_, i64>(1)))
+        .collect();
+    let group = streamflow_testkit::run_python(GROUP_OFFSETS, &[&broker.address(), "streamflow"]).unwrap();
+    assert_eq!(group.lines().collect::<Vec<_>>(), stored);
+}
+
 #[test]
 fn kill_9_while_the_generator_writes_ends_with_the_exact_table() {
     let broker = Tansu::start(Storage::Memory).unwrap();

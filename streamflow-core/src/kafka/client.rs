@@ -10,9 +10,11 @@ use kafka_protocol::error::{ParseResponseErrorCode, ResponseError};
 use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+use kafka_protocol::messages::offset_commit_request::{OffsetCommitRequestPartition, OffsetCommitRequestTopic};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{
-    CreateTopicsRequest, ListOffsetsRequest, MetadataRequest, MetadataResponse, ProduceRequest, TopicName,
+    CreateTopicsRequest, FindCoordinatorRequest, GroupId, ListOffsetsRequest, MetadataRequest, MetadataResponse,
+    OffsetCommitRequest, ProduceRequest, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 use tokio::sync::Mutex;
@@ -265,6 +267,59 @@ impl KafkaClient {
         let (leader, _) = self.leader(topic, partition).await?;
         self.with_connection(Some(leader), async |connection: &mut Connection| {
             Ok(super::fetch::fetch(connection, topic, partition, earliest, 1, 0).await?.end)
+        })
+        .await
+    }
+
+    /// Commits `offsets` (partition → the next offset to read) of `topic` for the consumer group
+    /// `group`, as a consumer outside any group generation does: what Kafka's tools read as the
+    /// group's position, and its lag.
+    pub async fn commit_offsets(
+        &self,
+        group: &str,
+        topic: &str,
+        offsets: &BTreeMap<PartitionId, Offset>,
+    ) -> Result<(), KafkaError> {
+        let coordinator = self
+            .with_connection(None, async |connection: &mut Connection| {
+                let version = connection.version::<FindCoordinatorRequest>(1..=3)?;
+                let request = FindCoordinatorRequest::default()
+                    .with_key(StrBytes::from_string(group.to_owned()))
+                    .with_key_type(0);
+                let answer = connection.send(&request, version).await?;
+                if answer.error_code != 0 {
+                    return Err(connection.refused("FindCoordinator", answer.error_code));
+                }
+                Ok((answer.node_id.0, format!("{}:{}", answer.host.as_str(), answer.port)))
+            })
+            .await?;
+        let (node, address) = coordinator;
+        self.state.lock().await.brokers.entry(node).or_insert(address);
+        let partitions = offsets
+            .iter()
+            .map(|(&partition, &offset)| {
+                OffsetCommitRequestPartition::default()
+                    .with_partition_index(partition as i32)
+                    .with_committed_offset(offset)
+                    .with_committed_metadata(Some(StrBytes::from_static_str("")))
+            })
+            .collect();
+        let request = OffsetCommitRequest::default()
+            .with_group_id(GroupId(StrBytes::from_string(group.to_owned())))
+            .with_generation_id_or_member_epoch(-1)
+            .with_member_id(StrBytes::from_static_str(""))
+            .with_retention_time_ms(-1)
+            .with_topics(vec![OffsetCommitRequestTopic::default()
+                .with_name(TopicName(StrBytes::from_string(topic.to_owned())))
+                .with_partitions(partitions)]);
+        self.with_connection(Some(node), async |connection: &mut Connection| {
+            let version = connection.version::<OffsetCommitRequest>(2..=7)?;
+            let answer = connection.send(&request, version).await?;
+            let refused = answer.topics.iter().flat_map(|t| &t.partitions).find(|p| p.error_code != 0);
+            match refused {
+                Some(partition) => Err(connection.refused("OffsetCommit", partition.error_code)),
+                None => Ok(()),
+            }
         })
         .await
     }

@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 mod generate;
+mod group;
 mod offsets;
 mod produce;
 mod replay;

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use streamflow_core::kafka::ClientConfig;
 use streamflow_core::{
     Kafka, KafkaConfig, LiveStreams, MemorySink, Pipeline, PostgresSink, RunningPipeline, Sink, Source, SourceContext,
     SourceError,
@@ -52,7 +53,16 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     match args.database.postgres(&args.kafka.topic) {
         Some(postgres) if args.pipeline.cluster.writes_results() => {
             let url = postgres.url.clone();
-            let sink = PostgresSink::connect(postgres).context("cannot use the database")?;
+            let (offsets, committed) = super::group::channel();
+            let sink = PostgresSink::connect(postgres).context("cannot use the database")?.on_commit(move |at| {
+                let _ = offsets.send(at.clone());
+            });
+            let group = GroupCommit {
+                client: ClientConfig { security: kafka.security.clone(), ..ClientConfig::new(kafka.brokers.clone()) },
+                group: args.consumer_group.clone().unwrap_or_else(|| args.database.pipeline_name.clone()),
+                topic: args.kafka.topic.clone(),
+                committed,
+            };
             let stats = sink.stats();
             telemetry.with_postgres(Arc::clone(&stats));
             let http = args.http_addr.map(|addr| {
@@ -63,7 +73,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
                     cache_ttl,
                 })
             });
-            run_pipeline(pipeline, kafka, sink, http.transpose()?)?;
+            run_pipeline(pipeline, kafka, sink, http.transpose()?, Some(group))?;
             let ms = |q: f64| stats.commit_latency(q).map_or(f64::NAN, |d| d.as_secs_f64() * 1e3);
             tracing::info!(
                 commits = stats.commits.load(std::sync::atomic::Ordering::Relaxed),
@@ -83,7 +93,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
                     cache_ttl,
                 })
             });
-            run_pipeline(pipeline, kafka, MemorySink::new(), http.transpose()?)
+            run_pipeline(pipeline, kafka, MemorySink::new(), http.transpose()?, None)
         }
         None => {
             tracing::warn!("No --database-url: the results stay in memory and are lost when the process stops.");
@@ -97,13 +107,28 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
                 telemetry,
                 cache_ttl,
             });
-            run_pipeline(pipeline, kafka, sink, http)
+            run_pipeline(pipeline, kafka, sink, http, None)
         }
     }
 }
 
-fn run_pipeline(pipeline: Pipeline, kafka: KafkaConfig, sink: impl Sink, http: Option<Http>) -> anyhow::Result<()> {
+/// Where the consumer group's offsets go after each commit.
+struct GroupCommit {
+    client: ClientConfig,
+    group: String,
+    topic: String,
+    committed: super::group::Offsets,
+}
+
+fn run_pipeline(
+    pipeline: Pipeline,
+    kafka: KafkaConfig,
+    sink: impl Sink,
+    http: Option<Http>,
+    group: Option<GroupCommit>,
+) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let group = group.map(|g| runtime.spawn(super::group::commit(g.client, g.group, g.topic, g.committed)));
     let kafka = Arc::new(Kafka::connect(kafka).context("cannot use Kafka")?);
     let sources =
         move |ctx: &SourceContext| -> Result<Box<dyn Source>, SourceError> { Ok(Box::new(kafka.source(ctx))) };
@@ -123,6 +148,10 @@ fn run_pipeline(pipeline: Pipeline, kafka: KafkaConfig, sink: impl Sink, http: O
     let mesh = running.mesh().cloned();
     let result = running.join().context("the pipeline failed");
     let _ = stopped.send(());
+    if let Some(group) = group {
+        // The sink is gone: its last commit is the group's last.
+        let _ = runtime.block_on(async { tokio::time::timeout(Duration::from_secs(10), group).await });
+    }
     if let Some(server) = server {
         runtime.block_on(server)?.context("the HTTP API failed")?;
     }

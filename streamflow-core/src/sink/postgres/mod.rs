@@ -23,7 +23,7 @@ mod fence;
 mod schema;
 mod write;
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender};
 use std::sync::{Arc, Mutex};
@@ -40,6 +40,7 @@ use super::{EpochBatch, Sink};
 use crate::checkpoint::{Checkpoint, Settings};
 use crate::error::{Error, SinkError};
 use crate::metrics::Histogram;
+use crate::position::{Offset, PartitionId};
 use crate::schema::Row;
 use write::{Commit, Statements};
 
@@ -131,7 +132,12 @@ pub struct PostgresSink {
     /// The generation this process claimed the pipeline at: see [`fence`].
     generation: Option<i64>,
     stats: Arc<PostgresStats>,
+    on_commit: Option<OnCommit>,
 }
+
+/// What is called after each commit, with every partition's next offset as committed (see
+/// [`PostgresSink::on_commit`]).
+pub type OnCommit = Box<dyn FnMut(&BTreeMap<PartitionId, Offset>) + Send>;
 
 impl PostgresSink {
     /// Connects (waiting out failures that pass), applies the schema, and is ready to run.
@@ -146,7 +152,15 @@ impl PostgresSink {
                 }
                 client
             })?;
-        Ok(PostgresSink { config, queue: None, committer: None, client: Some(client), generation: None, stats })
+        Ok(PostgresSink {
+            config,
+            queue: None,
+            committer: None,
+            client: Some(client),
+            generation: None,
+            stats,
+            on_commit: None,
+        })
     }
 
     /// Deletes the results and the checkpoint of `config.pipeline`, so that its next run starts
@@ -174,6 +188,15 @@ impl PostgresSink {
         Ok(checkpoint)
     }
 
+    /// Calls `hook` after each commit, on the committer's thread, with the next offset of every
+    /// partition the database now holds: to tell another system where the pipeline stands
+    /// (the consumer group offsets Kafka's tools read). It must not block; the database stays
+    /// the truth.
+    pub fn on_commit(mut self, hook: impl FnMut(&BTreeMap<PartitionId, Offset>) + Send + 'static) -> PostgresSink {
+        self.on_commit = Some(Box::new(hook));
+        self
+    }
+
     /// The sink's figures.
     pub fn stats(&self) -> Arc<PostgresStats> {
         Arc::clone(&self.stats)
@@ -190,6 +213,8 @@ impl PostgresSink {
                 statements: None,
                 generation,
                 stats: Arc::clone(&self.stats),
+                on_commit: self.on_commit.take(),
+                committed: BTreeMap::new(),
             };
             let thread = std::thread::Builder::new()
                 .name("postgres-sink".into())
@@ -266,6 +291,9 @@ struct Committer {
     statements: Option<Statements>,
     generation: i64,
     stats: Arc<PostgresStats>,
+    on_commit: Option<OnCommit>,
+    /// Every partition's next offset as committed, for `on_commit`.
+    committed: BTreeMap<PartitionId, Offset>,
 }
 
 impl Committer {
@@ -313,6 +341,11 @@ impl Committer {
                     self.stats.database_up.store(true, Relaxed);
                     if backoff.is_retrying() {
                         tracing::info!("Committed again after the database came back.");
+                    }
+                    if let Some(hook) = self.on_commit.as_mut() {
+                        let moved = batch.checkpoint.positions.values().map(|p| (p.partition, p.next_offset));
+                        self.committed.extend(moved);
+                        hook(&self.committed);
                     }
                     return Ok(());
                 }
