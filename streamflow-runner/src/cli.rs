@@ -66,11 +66,53 @@ pub struct ProduceArgs {
 
 /// `streamflow offsets`.
 #[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct OffsetsArgs {
+    #[command(subcommand)]
+    pub action: Option<OffsetsAction>,
     #[command(flatten)]
     pub kafka: KafkaArgs,
     #[command(flatten)]
     pub database: DatabaseArgs,
+    /// How to print: `text` (a table) or `json`.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+}
+
+/// `--format`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// A table, tab-separated.
+    Text,
+    /// JSON.
+    Json,
+}
+
+/// What `streamflow offsets` does besides showing.
+#[derive(Debug, Subcommand)]
+pub enum OffsetsAction {
+    /// Move a stopped pipeline's offsets forward — to the earliest records the broker keeps
+    /// (after retention deleted what it had not read), the end of the log, or a time — skipping
+    /// what lies between; the windows it held open are made final as they stand.
+    #[command(after_help = "Examples:\n  streamflow offsets reset --to earliest --database-url … --yes\n  \
+                            streamflow offsets reset --to 2025-12-20T18:00:00Z --database-url …   # only say what would move")]
+    Reset(OffsetsResetArgs),
+}
+
+/// `streamflow offsets reset`.
+#[derive(Debug, Args)]
+pub struct OffsetsResetArgs {
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    /// Where each partition goes: `earliest`, `latest`, or an RFC 3339 time (the first record
+    /// at or after it, by Kafka timestamp).
+    #[arg(long)]
+    pub to: StartOffsets,
+    /// Move them indeed: without it, only say what would move.
+    #[arg(long)]
+    pub yes: bool,
 }
 
 /// `streamflow serve`.
@@ -212,8 +254,9 @@ impl KafkaSecurityArgs {
 pub struct RunArgs {
     #[command(flatten)]
     pub kafka: KafkaArgs,
-    /// Where a partition never read before starts: `earliest` or `latest`. Later runs resume
-    /// from the offsets stored with the results.
+    /// Where a partition never read before starts: `earliest`, `latest`, or an RFC 3339 time
+    /// (the first record at or after it, by Kafka timestamp). Later runs resume from the
+    /// offsets stored with the results.
     #[arg(long, env = "START_OFFSETS", default_value = "latest")]
     pub start_offsets: StartOffsets,
     /// Seconds after which a caught-up partition without records stops holding the watermark

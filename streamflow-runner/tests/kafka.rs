@@ -279,3 +279,115 @@ fn smoke_what_the_original_smoke_test_checks() {
     assert!(top.contains(r#"{"stream_id":"smoke_stream","donations_usd":123.45}"#), "{top}");
     pipeline.terminate();
 }
+
+/// `count` chat messages of `stream` at `minute` past 18:00 on the seeded day, as JSON lines.
+fn chats_file(dir: &Path, name: &str, stream: &str, minute: u32, count: u32) -> std::path::PathBuf {
+    let path = dir.join(name);
+    let lines: String = (0..count)
+        .map(|i| {
+            format!(
+                "{{\"ts\":\"2025-12-20T18:{minute:02}:{:02}Z\",\"event_type\":\"chat_message\",\"stream_id\":\"{stream}\",\"user_id\":\"u{i}\"}}\n",
+                i % 60
+            )
+        })
+        .collect();
+    std::fs::write(&path, lines).unwrap();
+    path
+}
+
+/// Creates the topic, of two partitions.
+fn create_topic(broker: &Tansu) {
+    use streamflow_core::kafka::{ClientConfig, KafkaClient};
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let client = KafkaClient::connect(ClientConfig::new(vec![broker.address()])).await.unwrap();
+        client.create_topic(TOPIC, 2, 1).await.unwrap();
+    });
+}
+
+fn produce_file(broker: &Tansu, path: &Path) {
+    succeed(&mut streamflow(&[
+        "produce",
+        "--brokers",
+        &broker.address(),
+        "--topic",
+        TOPIC,
+        "--input",
+        path.to_str().unwrap(),
+    ]));
+}
+
+fn events_of_stream(url: &str, stream: &str) -> i64 {
+    query_i64(
+        url,
+        &format!("SELECT coalesce(sum(events), 0)::int8 FROM stream_metrics_minute WHERE stream_id = '{stream}'"),
+    )
+    .unwrap_or(0)
+}
+
+/// Issue 13: `--start-offsets` takes a time: a first run starts at the first record produced at
+/// or after it, by Kafka timestamp.
+#[test]
+fn a_time_as_start_offsets_starts_at_the_records_from_then() {
+    let broker = Tansu::start(Storage::Memory).unwrap();
+    let pg = Postgres::start().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    create_topic(&broker);
+    produce_file(&broker, &chats_file(dir.path(), "before.jsonl", "before", 0, 300));
+    std::thread::sleep(Duration::from_millis(1200));
+    let from = rfc3339(std::time::SystemTime::now());
+    std::thread::sleep(Duration::from_millis(200));
+    produce_file(&broker, &chats_file(dir.path(), "after.jsonl", "after", 1, 200));
+    let pipeline = Running::spawn(run(&broker, &pg.url()).args(["--start-offsets", &from]));
+    wait_for_offsets(&pg.url(), 500, Duration::from_secs(60));
+    pipeline.terminate();
+    assert_eq!((events_of_stream(&pg.url(), "before"), events_of_stream(&pg.url(), "after")), (0, 200));
+}
+
+/// Issue 13: `streamflow offsets reset` moves a stopped pipeline forward (records between are
+/// skipped, its open windows made final as they stand), refuses to move it back, and without
+/// `--yes` only says what it would do.
+#[test]
+fn offsets_reset_moves_a_stopped_pipeline_forward_only() {
+    let broker = Tansu::start(Storage::Memory).unwrap();
+    let pg = Postgres::start().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    create_topic(&broker);
+    produce_file(&broker, &chats_file(dir.path(), "a.jsonl", "read", 0, 300));
+    let first = Running::spawn(&mut run_from_earliest(&broker, &pg.url()));
+    wait_for_offsets(&pg.url(), 300, Duration::from_secs(60));
+    first.terminate();
+    let table = table_csv(&pg.url());
+    produce_file(&broker, &chats_file(dir.path(), "b.jsonl", "skipped", 30, 400));
+
+    let reset = |to: &str, yes: bool| {
+        let mut command = streamflow(&["offsets", "reset", "--brokers", &broker.address(), "--topic", TOPIC]);
+        command.args(["--database-url", &pg.url(), "--to", to]);
+        if yes {
+            command.arg("--yes");
+        }
+        command.output().unwrap()
+    };
+    let dry = reset("latest", false);
+    assert!(dry.status.success() && String::from_utf8_lossy(&dry.stderr).contains("Nothing was changed"));
+    assert_eq!(query_i64(&pg.url(), "SELECT sum(next_offset)::int8 FROM source_offsets"), Some(300));
+    let moved = reset("latest", true);
+    assert!(moved.status.success(), "{}", String::from_utf8_lossy(&moved.stderr));
+    assert_eq!(query_i64(&pg.url(), "SELECT sum(next_offset)::int8 FROM source_offsets"), Some(700));
+    let back = reset("earliest", true);
+    assert!(!back.status.success() && String::from_utf8_lossy(&back.stderr).contains("twice"));
+
+    produce_file(&broker, &chats_file(dir.path(), "c.jsonl", "after", 59, 100));
+    let second = Running::spawn(&mut run_from_earliest(&broker, &pg.url()));
+    wait_for_offsets(&pg.url(), 800, Duration::from_secs(60));
+    second.terminate();
+    assert_eq!(events_of_stream(&pg.url(), "skipped"), 0);
+    assert_eq!(events_of_stream(&pg.url(), "after"), 100);
+    // The rows read before the reset are as they were, and final.
+    let kept: Vec<&str> = table.lines().skip(1).collect();
+    let now = table_csv(&pg.url());
+    assert!(kept.iter().all(|row| now.lines().any(|line| line == *row)), "{table}\n{now}");
+    assert_eq!(
+        query_i64(&pg.url(), "SELECT count(*) FROM stream_metrics_minute WHERE stream_id = 'read' AND NOT is_final"),
+        Some(0)
+    );
+}

@@ -35,6 +35,7 @@ use crate::kafka::fetch::fetch;
 use crate::kafka::records::read_batches;
 use crate::kafka::{ClientConfig, Connection, KafkaClient, KafkaError, OffsetAt, Security};
 use crate::position::{Offset, PartitionId, PartitionState};
+use crate::time::EventTime;
 
 /// Where a partition never read before starts.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -44,6 +45,9 @@ pub enum StartOffsets {
     /// At the end of the log: only records produced from now on (the original's default).
     #[default]
     Latest,
+    /// At the first record whose Kafka timestamp is at or after this time (the end of the log
+    /// when none is).
+    Time(EventTime),
 }
 
 impl std::str::FromStr for StartOffsets {
@@ -52,7 +56,19 @@ impl std::str::FromStr for StartOffsets {
         match text {
             "earliest" => Ok(StartOffsets::Earliest),
             "latest" => Ok(StartOffsets::Latest),
-            _ => Err(format!("expected `earliest` or `latest`, not {text:?}")),
+            _ => EventTime::parse_rfc3339(text)
+                .map(StartOffsets::Time)
+                .map_err(|_| format!("expected `earliest`, `latest` or an RFC 3339 time, not {text:?}")),
+        }
+    }
+}
+
+impl std::fmt::Display for StartOffsets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StartOffsets::Earliest => f.write_str("earliest"),
+            StartOffsets::Latest => f.write_str("latest"),
+            StartOffsets::Time(time) => write!(f, "{time}"),
         }
     }
 }
@@ -230,6 +246,7 @@ enum Start {
     At(Offset),
     Earliest,
     Latest,
+    Time(EventTime),
 }
 
 impl Start {
@@ -238,6 +255,10 @@ impl Start {
             Start::At(offset) => Ok(offset),
             Start::Earliest => client.offset(topic, partition, OffsetAt::Earliest).await,
             Start::Latest => client.end_offset(topic, partition).await,
+            Start::Time(time) => {
+                let millis = time.micros().div_euclid(1000);
+                client.offset(topic, partition, OffsetAt::Time(millis)).await
+            }
         }
     }
 }
@@ -306,8 +327,11 @@ impl KafkaSource {
                 Some(&offset) => Start::At(offset),
                 // New to the pipeline since its first run: nothing produced to it may be missed.
                 None if !resumed.is_empty() || !at_start => Start::Earliest,
-                None if self.config.start == StartOffsets::Earliest => Start::Earliest,
-                None => Start::Latest,
+                None => match self.config.start {
+                    StartOffsets::Earliest => Start::Earliest,
+                    StartOffsets::Latest => Start::Latest,
+                    StartOffsets::Time(time) => Start::Time(time),
+                },
             };
             let start = if at_start { Start::At(self.resolve_now(start, partition)?) } else { start };
             let until = match self.config.until_end {

@@ -21,6 +21,7 @@
 //!   was lost while another one took over is fenced off instead of overwriting the newer
 //!   writer's checkpoint.
 
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use postgres::{Client, GenericClient};
@@ -30,6 +31,7 @@ use super::schema::LOCK_KEY;
 use super::Failure;
 use crate::checkpoint::Settings;
 use crate::error::{Error, SinkError};
+use crate::position::{Offset, PartitionId};
 use crate::time::WindowConfig;
 
 /// The first key of the pipeline locks: any number, the same in every process.
@@ -251,4 +253,105 @@ pub(super) fn reset(client: &mut Client, pipeline: &str) -> Result<Reset, Failur
     })();
     client.execute(&format!("SELECT pg_advisory_unlock({LOCK_ARGS})"), &[&PIPELINE_LOCK_CLASS, &pipeline])?;
     result.map_err(Failure::Database)
+}
+
+/// What [`super::PostgresSink::reset_offsets`] did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct OffsetsReset {
+    /// Each partition moved: from, to.
+    pub moved: Vec<(PartitionId, Offset, Offset)>,
+    /// Rows made final, their windows closed for good.
+    pub frozen_rows: u64,
+}
+
+/// Moves the stored position of each partition of `targets` forward to its offset, so that the
+/// stopped pipeline's next run starts there (records between are skipped: a gap the operator
+/// accepts, after a broker deleted them). Moving back would count records twice and is refused.
+/// The windows the pipeline held open cannot be rebuilt without the skipped records, so their
+/// rows are made final as they stand, and the running columns go on from each key's last shown
+/// values. Refused while a process writes the pipeline.
+pub(super) fn reset_offsets(
+    client: &mut Client,
+    config: &PostgresConfig,
+    targets: &BTreeMap<PartitionId, Offset>,
+) -> Result<OffsetsReset, Failure> {
+    let pipeline = config.pipeline.as_str();
+    if !try_lock(client, pipeline)? {
+        let holder = holder(client, pipeline)?.unwrap_or_else(|| "another session".into());
+        return Err(Failure::Refused(Error::rejected(format!(
+            "pipeline {pipeline:?} is running ({holder}); stop it before moving its offsets"
+        ))));
+    }
+    let result = (|| -> Result<OffsetsReset, Failure> {
+        let mut transaction = client.transaction()?;
+        let stored: BTreeMap<PartitionId, Offset> = transaction
+            .query(
+                "SELECT partition, next_offset FROM source_offsets WHERE pipeline = $1 AND topic = $2",
+                &[&pipeline, &config.topic],
+            )?
+            .iter()
+            .map(|row| (row.get::<_, i32>(0) as PartitionId, row.get::<_, i64>(1)))
+            .collect();
+        let backwards: Vec<String> = targets
+            .iter()
+            .filter_map(|(p, to)| {
+                stored.get(p).filter(|&&at| at > *to).map(|at| format!("partition {p} from {at} to {to}"))
+            })
+            .collect();
+        if !backwards.is_empty() {
+            return Err(Failure::Refused(Error::rejected(format!(
+                "moving back ({}) would count those records twice: to read them again, start afresh with \
+                 `streamflow reset` and replay",
+                backwards.join(", ")
+            ))));
+        }
+        let mut reset = OffsetsReset::default();
+        for (&partition, &to) in targets {
+            let from = stored.get(&partition).copied().unwrap_or(0);
+            if stored.contains_key(&partition) && from == to {
+                continue;
+            }
+            transaction.execute(
+                "INSERT INTO source_offsets (pipeline, topic, partition, next_offset, replay_from)
+                 VALUES ($1, $2, $3, $4, $4)
+                 ON CONFLICT (pipeline, topic, partition) DO UPDATE
+                 SET next_offset = $4, replay_from = $4, replay_max_ts = source_offsets.max_ts",
+                &[&pipeline, &config.topic, &(partition as i32), &to],
+            )?;
+            reset.moved.push((partition, from, to));
+        }
+        if !reset.moved.is_empty() {
+            // The names come from the column description, checked as identifiers.
+            let columns = &config.columns;
+            let table = columns.table();
+            reset.frozen_rows =
+                transaction.execute(&format!("UPDATE {table} SET is_final = true WHERE NOT is_final"), &[])?;
+            transaction.execute(
+                &format!(
+                    "UPDATE pipeline_checkpoints SET closed_through =
+                         greatest(closed_through, (SELECT max(window_end) FROM {table}))
+                     WHERE pipeline = $1"
+                ),
+                &[&pipeline],
+            )?;
+            let running: Vec<&str> =
+                columns.running().map(|i| columns.get(i).expect("a column").name.as_str()).collect();
+            if let (Some(state), false) = (columns.state_table(), running.is_empty()) {
+                let key = columns.key();
+                transaction.execute(
+                    &format!(
+                        "INSERT INTO stream_checkpoints (pipeline, stream_id, closed_running)
+                         SELECT $1, {key}, ARRAY[{}]::int8[] FROM {state}
+                         ON CONFLICT (pipeline, stream_id) DO UPDATE SET closed_running = excluded.closed_running",
+                        running.join(", ")
+                    ),
+                    &[&pipeline],
+                )?;
+            }
+        }
+        transaction.commit()?;
+        Ok(reset)
+    })();
+    client.execute(&format!("SELECT pg_advisory_unlock({LOCK_ARGS})"), &[&PIPELINE_LOCK_CLASS, &pipeline])?;
+    result
 }

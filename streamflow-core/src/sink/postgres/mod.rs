@@ -33,7 +33,7 @@ use std::time::{Duration, Instant};
 use postgres::Client;
 
 pub use config::{redacted, PostgresConfig};
-pub use fence::Reset;
+pub use fence::{OffsetsReset, Reset};
 pub use schema::{migrate, MigrationError, MIGRATIONS};
 
 use super::{EpochBatch, Sink};
@@ -170,6 +170,20 @@ impl PostgresSink {
         let (_, reset) = retrying(config, &stats, "reset the pipeline", |client| {
             apply_schema(client, &config.columns)?;
             fence::reset(client, &config.pipeline)
+        })?;
+        Ok(reset)
+    }
+
+    /// Moves the stored offsets of a stopped pipeline forward to `targets` (partition → next
+    /// offset), skipping what lies between: see [`OffsetsReset`] and `streamflow offsets reset`.
+    pub fn reset_offsets(
+        config: &PostgresConfig,
+        targets: &BTreeMap<PartitionId, Offset>,
+    ) -> Result<OffsetsReset, SinkError> {
+        let stats = PostgresStats::default();
+        let (_, reset) = retrying(config, &stats, "move the offsets", |client| {
+            apply_schema(client, &config.columns)?;
+            fence::reset_offsets(client, config, targets)
         })?;
         Ok(reset)
     }
