@@ -25,12 +25,14 @@ fn documents() -> Vec<(PathBuf, String)> {
     paths.into_iter().map(|p| (p.clone(), std::fs::read_to_string(&p).unwrap())).collect()
 }
 
-/// The long flags a command's `--help` lists.
+/// The long flags a command's `--help` lists (`offsets reset`: a subcommand's).
 fn flags_of(command: &str, cache: &mut BTreeMap<String, Option<BTreeSet<String>>>) -> Option<BTreeSet<String>> {
     cache
         .entry(command.to_owned())
         .or_insert_with(|| {
-            let output = streamflow(&[command, "--help"]).output().unwrap();
+            let mut args: Vec<&str> = command.split(' ').collect();
+            args.push("--help");
+            let output = streamflow(&args).output().unwrap();
             output.status.success().then(|| {
                 String::from_utf8_lossy(&output.stdout)
                     .split_whitespace()
@@ -50,6 +52,14 @@ fn flags_in(text: &str) -> Vec<String> {
         .collect()
 }
 
+/// The subcommands of commands, as `(command, subcommand)`.
+const SUBCOMMANDS: &[(&str, &str)] = &[
+    ("offsets", "reset"),
+    ("dead-letters", "list"),
+    ("dead-letters", "export"),
+    ("dead-letters", "redrive"),
+];
+
 /// The commands named in a line (`streamflow run …`, `target/release/streamflow replay …`), each
 /// with the part of the line that follows it up to a pipe, a redirection or a comment.
 fn commands_in(line: &str) -> Vec<(String, String)> {
@@ -62,11 +72,20 @@ fn commands_in(line: &str) -> Vec<(String, String)> {
         if before.is_some_and(|c| c.is_alphanumeric() || c == '-' || c == '_') {
             continue;
         }
-        let command: String = after.chars().take_while(|c| c.is_ascii_lowercase()).collect();
+        let command: String = after.chars().take_while(|c| c.is_ascii_lowercase() || *c == '-').collect();
         if command.is_empty() {
             continue;
         }
-        let tail = &after[command.len()..];
+        let mut tail = &after[command.len()..];
+        // A subcommand of the command (`offsets reset`, `dead-letters list`).
+        let word: String = tail.strip_prefix(' ').unwrap_or("").chars().take_while(|c| c.is_ascii_lowercase()).collect();
+        let command = match SUBCOMMANDS.iter().find(|(c, s)| *c == command && *s == word) {
+            Some(_) => {
+                tail = &tail[1 + word.len()..];
+                format!("{command} {word}")
+            }
+            None => command,
+        };
         let end = tail.find(['|', '>', '#', '`']).unwrap_or(tail.len());
         found.push((command, tail[..end].to_owned()));
     }
@@ -140,7 +159,8 @@ fn configuration_md_lists_every_flag_of_every_command() {
             current = commands_in(heading).into_iter().next().map(|(command, _)| command);
             continue;
         }
-        if let Some(command) = &current {
+        // The tables list a section's flags; its prose may name a subcommand's.
+        if let Some(command) = current.as_ref().filter(|_| line.starts_with('|')) {
             let section = sections.entry(command.clone()).or_default();
             section.push_str(line);
             section.push('\n');
