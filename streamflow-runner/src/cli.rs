@@ -42,6 +42,72 @@ pub enum Command {
     Offsets(OffsetsArgs),
     /// Delete a stopped pipeline's results and checkpoint, so that its next run starts afresh.
     Reset(ResetArgs),
+    /// List, export, and produce again the records the pipeline refused.
+    #[command(subcommand)]
+    DeadLetters(DeadLettersAction),
+}
+
+/// `streamflow dead-letters …`.
+#[derive(Debug, Subcommand)]
+pub enum DeadLettersAction {
+    /// The dead letters stored (oldest first), as a table.
+    #[command(after_help = "Example:\n  streamflow dead-letters list --database-url … --reason bad_amount --limit 20")]
+    List(DeadLetterSelection),
+    /// The dead letters as JSON lines: reason, detail, topic, partition, offset, event_id,
+    /// received_at, key and payload (as text when they are UTF-8, and always in base64).
+    #[command(after_help = "Example:\n  streamflow dead-letters export --database-url … --reason bad_ts > bad.jsonl")]
+    Export(ExportArgs),
+    /// Produce dead letters again to a topic: the lines of a file `export` wrote (edited by
+    /// any tool: their `payload` is produced, else `payload_base64`), or, without one, the
+    /// stored letters as they are. Each keeps its key.
+    #[command(
+        after_help = "Example:\n  streamflow dead-letters export --database-url … --reason bad_ts | jq -c '.payload |= sub(\"yesterday\"; \"2025-12-20T18:00:00Z\")' > fixed.jsonl\n  \
+                            streamflow dead-letters redrive --input fixed.jsonl --brokers … --topic stream.events"
+    )]
+    Redrive(RedriveArgs),
+}
+
+/// Which dead letters.
+#[derive(Debug, Args)]
+pub struct DeadLetterSelection {
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    /// Only this reason (`bad_ts`, `late`, …).
+    #[arg(long)]
+    pub reason: Option<String>,
+    /// Only those read from this topic (or file).
+    #[arg(long)]
+    pub source_topic: Option<String>,
+    /// Only those stored at or after this time (RFC 3339).
+    #[arg(long)]
+    pub since: Option<String>,
+    /// At most this many.
+    #[arg(long)]
+    pub limit: Option<i64>,
+}
+
+/// `streamflow dead-letters export`.
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    #[command(flatten)]
+    pub selection: DeadLetterSelection,
+    /// Write to this file instead of standard output.
+    #[arg(long, short)]
+    pub output: Option<PathBuf>,
+}
+
+/// `streamflow dead-letters redrive`.
+#[derive(Debug, Args)]
+pub struct RedriveArgs {
+    /// The dead letters to produce, as `export` wrote them (`-` for standard input); without
+    /// it, the stored ones the selection names.
+    #[arg(long, short)]
+    pub input: Option<PathBuf>,
+    #[command(flatten)]
+    pub selection: DeadLetterSelection,
+    /// Where they go.
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
 }
 
 /// `streamflow reset`.

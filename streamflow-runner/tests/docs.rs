@@ -53,12 +53,8 @@ fn flags_in(text: &str) -> Vec<String> {
 }
 
 /// The subcommands of commands, as `(command, subcommand)`.
-const SUBCOMMANDS: &[(&str, &str)] = &[
-    ("offsets", "reset"),
-    ("dead-letters", "list"),
-    ("dead-letters", "export"),
-    ("dead-letters", "redrive"),
-];
+const SUBCOMMANDS: &[(&str, &str)] =
+    &[("offsets", "reset"), ("dead-letters", "list"), ("dead-letters", "export"), ("dead-letters", "redrive")];
 
 /// The commands named in a line (`streamflow run …`, `target/release/streamflow replay …`), each
 /// with the part of the line that follows it up to a pipe, a redirection or a comment.
@@ -78,7 +74,8 @@ fn commands_in(line: &str) -> Vec<(String, String)> {
         }
         let mut tail = &after[command.len()..];
         // A subcommand of the command (`offsets reset`, `dead-letters list`).
-        let word: String = tail.strip_prefix(' ').unwrap_or("").chars().take_while(|c| c.is_ascii_lowercase()).collect();
+        let word: String =
+            tail.strip_prefix(' ').unwrap_or("").chars().take_while(|c| c.is_ascii_lowercase()).collect();
         let command = match SUBCOMMANDS.iter().find(|(c, s)| *c == command && *s == word) {
             Some(_) => {
                 tail = &tail[1 + word.len()..];
@@ -166,7 +163,17 @@ fn configuration_md_lists_every_flag_of_every_command() {
             section.push('\n');
         }
     }
-    for command in ["run", "replay", "generate", "serve", "produce", "offsets"] {
+    for command in [
+        "run",
+        "replay",
+        "generate",
+        "serve",
+        "produce",
+        "offsets",
+        "dead-letters list",
+        "dead-letters export",
+        "dead-letters redrive",
+    ] {
         let flags = flags_of(command, &mut help).unwrap();
         let section = sections.get(command).unwrap_or_else(|| panic!("no section for `streamflow {command}`"));
         let documented: BTreeSet<String> = flags_in(section).into_iter().collect();

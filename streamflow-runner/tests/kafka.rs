@@ -391,3 +391,68 @@ fn offsets_reset_moves_a_stopped_pipeline_forward_only() {
         Some(0)
     );
 }
+
+/// Issue 13: `dead-letters list` shows what was refused, `export` writes it as JSON lines,
+/// and `redrive` produces the lines — here corrected by a plain text edit — back to the
+/// topic, where the running pipeline counts them.
+#[test]
+fn dead_letters_are_listed_exported_and_redriven_once_corrected() {
+    let broker = Tansu::start(Storage::Memory).unwrap();
+    let pg = Postgres::start().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    create_topic(&broker);
+    let good = chats_file(dir.path(), "good.jsonl", "good", 0, 50);
+    let bad = dir.path().join("bad.jsonl");
+    let bad_lines: String = (0..7)
+        .map(|i| format!("{{\"ts\":\"yesterday\",\"event_type\":\"chat_message\",\"stream_id\":\"fixed\",\"user_id\":\"u{i}\"}}\n"))
+        .chain(["{\"ts\":\"2025-12-20T18:00:09Z\",\"event_type\":\"chat_message\"}\n".to_owned()])
+        .collect();
+    std::fs::write(&bad, bad_lines).unwrap();
+    produce_file(&broker, &good);
+    produce_file(&broker, &bad);
+    let pipeline = Running::spawn(&mut run_from_earliest(&broker, &pg.url()));
+    wait_for_offsets(&pg.url(), 58, Duration::from_secs(60));
+
+    let dead_letters = |action: &str, extra: &[&str]| {
+        let mut command = streamflow(&["dead-letters", action, "--database-url", &pg.url()]);
+        command.args(extra);
+        let output = command.output().unwrap();
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        String::from_utf8(output.stdout).unwrap()
+    };
+    let listed = dead_letters("list", &[]);
+    assert_eq!(listed.lines().filter(|line| line.contains("\tbad_ts\t")).count(), 7, "{listed}");
+    assert_eq!(listed.lines().filter(|line| line.contains("\tmissing_stream_id\t")).count(), 1, "{listed}");
+    assert_eq!(dead_letters("list", &["--reason", "bad_ts", "--limit", "3"]).lines().count(), 1 + 3);
+
+    let exported = dead_letters("export", &["--reason", "bad_ts"]);
+    let lines: Vec<serde_json::Value> = exported.lines().map(|line| serde_json::from_str(line).unwrap()).collect();
+    assert_eq!(lines.len(), 7);
+    for line in &lines {
+        assert_eq!(line["reason"], "bad_ts");
+        assert_eq!(line["topic"], TOPIC);
+        assert!(line["partition"].is_u64() && line["offset"].is_i64(), "{line}");
+        assert!(line["payload"].as_str().unwrap().contains("\"ts\":\"yesterday\""), "{line}");
+    }
+    let fixed = dir.path().join("fixed.jsonl");
+    std::fs::write(&fixed, exported.replace("\\\"ts\\\":\\\"yesterday\\\"", "\\\"ts\\\":\\\"2025-12-20T18:00:30Z\\\""))
+        .unwrap();
+    let redriven = streamflow(&["dead-letters", "redrive", "--input", fixed.to_str().unwrap()])
+        .args(["--brokers", &broker.address(), "--topic", TOPIC])
+        .output()
+        .unwrap();
+    assert!(redriven.status.success(), "{}", String::from_utf8_lossy(&redriven.stderr));
+    assert!(String::from_utf8_lossy(&redriven.stderr).contains("7 records produced"));
+
+    wait_for_offsets(&pg.url(), 65, Duration::from_secs(60));
+    pipeline.terminate();
+    assert_eq!(events_of_stream(&pg.url(), "fixed"), 7);
+    assert_eq!(events_of_stream(&pg.url(), "good"), 50);
+    // A line that is not a dead letter is refused with its number, before anything is produced.
+    std::fs::write(&fixed, "{\"reason\":\"bad_ts\"}\n").unwrap();
+    let refused = streamflow(&["dead-letters", "redrive", "--input", fixed.to_str().unwrap()])
+        .args(["--brokers", &broker.address(), "--topic", TOPIC])
+        .output()
+        .unwrap();
+    assert!(!refused.status.success() && String::from_utf8_lossy(&refused.stderr).contains("line 1"));
+}

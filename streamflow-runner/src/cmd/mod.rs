@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+mod dead_letters;
 mod generate;
 mod group;
 mod offsets;
@@ -29,6 +30,7 @@ pub fn run(command: Command) -> anyhow::Result<()> {
         Command::Produce(args) => produce::run(args),
         Command::Offsets(args) => offsets::run(args),
         Command::Reset(args) => reset::run(args),
+        Command::DeadLetters(action) => dead_letters::run(action),
     }
 }
 

@@ -29,16 +29,7 @@ pub fn run(args: ProduceArgs) -> anyhow::Result<()> {
         ))
     };
     tokio::runtime::Runtime::new()?.block_on(async {
-        let topic = &args.kafka.topic;
-        let client = super::kafka_client(&args.kafka).await?;
-        let partitions = super::topic_partitions(&client, &args.kafka)
-            .await?
-            .with_context(|| format!("the topic {topic} does not exist (streamflow generate creates it)"))?;
-        let mut producers: Vec<PartitionProducer> =
-            partitions.iter().map(|&p| PartitionProducer::new(Arc::clone(&client), topic, p)).collect();
-        let mut batches: Vec<Vec<Produced>> = vec![Vec::new(); producers.len()];
-        let mut produced = 0u64;
-        let mut unkeyed = 0usize;
+        let mut producer = KeyedProducer::connect(&args.kafka).await?;
         let mut line = Vec::new();
         loop {
             line.clear();
@@ -51,26 +42,62 @@ pub fn run(args: ProduceArgs) -> anyhow::Result<()> {
                     line.pop();
                 }
             }
-            let key = stream_id(&line);
-            let index = match &key {
-                Some(key) => partition_of(key.as_bytes(), producers.len() as u32) as usize,
-                None => {
-                    unkeyed += 1;
-                    unkeyed % producers.len()
-                }
-            };
-            let timestamp_ms = EventTime::now().micros() / 1_000;
-            batches[index].push(Produced { key: key.map(String::into_bytes), value: line.clone(), timestamp_ms });
-            if batches[index].len() == BATCH_RECORDS {
-                produced += send(&mut producers[index], &mut batches[index]).await?;
-            }
+            let key = stream_id(&line).map(String::into_bytes);
+            producer.push(key, line.clone()).await?;
         }
-        for (producer, batch) in producers.iter_mut().zip(&mut batches) {
-            produced += send(producer, batch).await?;
-        }
-        tracing::info!(records = produced, topic = %topic, "Produced.");
+        let produced = producer.finish().await?;
+        tracing::info!(records = produced, topic = %args.kafka.topic, "Produced.");
         Ok(())
     })
+}
+
+/// Records into the partitions of a topic: a keyed one to the partition Kafka's default
+/// partitioner gives its key, one without a key round-robin; in batches.
+pub struct KeyedProducer {
+    producers: Vec<PartitionProducer>,
+    batches: Vec<Vec<Produced>>,
+    unkeyed: usize,
+    produced: u64,
+}
+
+impl KeyedProducer {
+    /// A producer into the topic of `kafka`, which must exist.
+    pub async fn connect(kafka: &crate::cli::KafkaArgs) -> anyhow::Result<KeyedProducer> {
+        let topic = &kafka.topic;
+        let client = super::kafka_client(kafka).await?;
+        let partitions = super::topic_partitions(&client, kafka)
+            .await?
+            .with_context(|| format!("the topic {topic} does not exist (streamflow generate creates it)"))?;
+        let producers: Vec<PartitionProducer> =
+            partitions.iter().map(|&p| PartitionProducer::new(Arc::clone(&client), topic, p)).collect();
+        let batches = vec![Vec::new(); producers.len()];
+        Ok(KeyedProducer { producers, batches, unkeyed: 0, produced: 0 })
+    }
+
+    /// Adds a record, stamped with the time now; sends its partition's batch when full.
+    pub async fn push(&mut self, key: Option<Vec<u8>>, value: Vec<u8>) -> anyhow::Result<()> {
+        let index = match &key {
+            Some(key) => partition_of(key, self.producers.len() as u32) as usize,
+            None => {
+                self.unkeyed += 1;
+                self.unkeyed % self.producers.len()
+            }
+        };
+        let timestamp_ms = EventTime::now().micros() / 1_000;
+        self.batches[index].push(Produced { key, value, timestamp_ms });
+        if self.batches[index].len() == BATCH_RECORDS {
+            self.produced += send(&mut self.producers[index], &mut self.batches[index]).await?;
+        }
+        Ok(())
+    }
+
+    /// Sends what is left; the records produced in all.
+    pub async fn finish(mut self) -> anyhow::Result<u64> {
+        for (producer, batch) in self.producers.iter_mut().zip(&mut self.batches) {
+            self.produced += send(producer, batch).await?;
+        }
+        Ok(self.produced)
+    }
 }
 
 async fn send(producer: &mut PartitionProducer, batch: &mut Vec<Produced>) -> anyhow::Result<u64> {

@@ -135,6 +135,42 @@ pub struct PostgresSink {
     on_commit: Option<OnCommit>,
 }
 
+/// Which stored dead letters to read.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DeadLetterFilter {
+    /// Only this reason.
+    pub reason: Option<String>,
+    /// Only from this topic.
+    pub topic: Option<String>,
+    /// Only those stored at or after this time.
+    pub since: Option<std::time::SystemTime>,
+    /// At most this many.
+    pub limit: Option<i64>,
+}
+
+/// A dead letter as the database holds it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredDeadLetter {
+    /// The topic (or file) it was read from.
+    pub topic: String,
+    /// Its partition.
+    pub partition: PartitionId,
+    /// Its offset.
+    pub offset: Offset,
+    /// Why it was refused.
+    pub reason: String,
+    /// What was wrong, in words.
+    pub detail: Option<String>,
+    /// Its `event_id`, when it had a readable one.
+    pub event_id: Option<String>,
+    /// Its key.
+    pub key: Option<Vec<u8>>,
+    /// Its bytes.
+    pub payload: Vec<u8>,
+    /// When it was stored.
+    pub received_at: std::time::SystemTime,
+}
+
 /// What is called after each commit, with every partition's next offset as committed (see
 /// [`PostgresSink::on_commit`]).
 pub type OnCommit = Box<dyn FnMut(&BTreeMap<PartitionId, Offset>) + Send>;
@@ -186,6 +222,40 @@ impl PostgresSink {
             fence::reset_offsets(client, config, targets)
         })?;
         Ok(reset)
+    }
+
+    /// The dead letters stored for the pipeline of `config` that `filter` selects, oldest
+    /// first (`streamflow dead-letters`).
+    pub fn stored_dead_letters(
+        config: &PostgresConfig,
+        filter: &DeadLetterFilter,
+    ) -> Result<Vec<StoredDeadLetter>, SinkError> {
+        let stats = PostgresStats::default();
+        let (_, letters) = retrying(config, &stats, "read the dead letters", |client| {
+            let rows = client.query(
+                "SELECT topic, partition, \"offset\", reason, detail, event_id, key, payload, received_at
+                 FROM dead_letters
+                 WHERE pipeline = $1 AND ($2::text IS NULL OR reason = $2) AND ($3::text IS NULL OR topic = $3)
+                   AND ($4::timestamptz IS NULL OR received_at >= $4)
+                 ORDER BY received_at, topic, partition, \"offset\" LIMIT $5",
+                &[&config.pipeline, &filter.reason, &filter.topic, &filter.since, &filter.limit.unwrap_or(i64::MAX)],
+            )?;
+            Ok(rows
+                .iter()
+                .map(|row| StoredDeadLetter {
+                    topic: row.get(0),
+                    partition: u32::try_from(row.get::<_, i32>(1)).unwrap_or_default(),
+                    offset: row.get(2),
+                    reason: row.get(3),
+                    detail: row.get(4),
+                    event_id: row.get(5),
+                    key: row.get(6),
+                    payload: row.get(7),
+                    received_at: row.get(8),
+                })
+                .collect())
+        })?;
+        Ok(letters)
     }
 
     /// The checkpoint stored for the pipeline and topic of `config`, read without claiming the
