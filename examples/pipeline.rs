@@ -80,7 +80,7 @@ fn main() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new()?;
     if let Some(addr) = args.http_addr {
         let telemetry = Arc::new(Telemetry::default());
-        telemetry.with_pipeline(Arc::clone(running.control().metrics()));
+        telemetry.with_pipeline(Arc::clone(running.control().metrics()), "generator");
         let store = Store::memory(table.clone(), LiveStreams::columns());
         runtime.spawn(api::serve(addr, store, telemetry, api::DEFAULT_CACHE_TTL, std::future::pending()));
     }

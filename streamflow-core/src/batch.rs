@@ -23,6 +23,9 @@ pub struct RecordBatch {
     /// The end of the partition's log when the batch was read (a Kafka high watermark), if
     /// known: how far behind the reader is.
     pub end_offset: Option<Offset>,
+    /// The newest Kafka timestamp of its records (milliseconds since 1970), when the source
+    /// has one: how fresh the results are once they are committed.
+    pub newest_timestamp_ms: Option<i64>,
     offsets: Vec<Offset>,
     /// Per record, the length of its key, which `data` holds just before its payload, or
     /// [`NO_KEY`].

@@ -37,6 +37,11 @@ impl Control {
         Control(Arc::default())
     }
 
+    /// A control whose figures go to `metrics`.
+    pub fn with_metrics(metrics: Arc<Metrics>) -> Control {
+        Control(Arc::new(ControlState { metrics, ..ControlState::default() }))
+    }
+
     /// Asks the sources to stop at the end of their current epoch; what was read is delivered.
     pub fn stop(&self) {
         self.0.stopping.store(true, Ordering::Relaxed);

@@ -75,6 +75,8 @@ pub struct Read {
     pub progress: Progress,
     /// Records read, accepted or not (those a source gave twice are skipped and not counted).
     pub records: u64,
+    /// The newest Kafka timestamp of the batch's records, when it has one.
+    pub newest_timestamp_ms: Option<i64>,
 }
 
 /// One partition as it is read.
@@ -226,6 +228,7 @@ impl<T, E> PartitionReader<T, E> {
                 end_offset: batch.end_offset,
             },
             records: (batch.len() - repeated) as u64,
+            newest_timestamp_ms: batch.newest_timestamp_ms,
         }
     }
 }

@@ -3,7 +3,7 @@
 //!
 //! Operators add to these counters once per batch, not per record.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
 use std::sync::Mutex;
 
@@ -22,6 +22,10 @@ pub struct Metrics {
     open_windows_peak: AtomicI64,
     epochs: AtomicU64,
     row_changes: AtomicU64,
+    /// Per partition, `(next offset, newest Kafka timestamp)` of each batch read and not yet
+    /// committed, oldest first.
+    uncommitted: Mutex<BTreeMap<PartitionId, VecDeque<(Offset, i64)>>>,
+    freshness: Histogram,
 }
 
 /// A histogram of durations in fixed buckets (Prometheus' cumulative `le` buckets), safe to
@@ -38,11 +42,20 @@ impl Histogram {
     pub const SECONDS: &'static [f64] =
         &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
 
+    /// Bucket bounds, in seconds, for the age of results: from a tenth of a second to an hour.
+    pub const AGES: &'static [f64] =
+        &[0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0];
+
     /// A histogram with the bounds of [`Histogram::SECONDS`].
     pub fn seconds() -> Histogram {
+        Histogram::with_bounds(Self::SECONDS)
+    }
+
+    /// A histogram with these bounds, in seconds, ascending.
+    pub fn with_bounds(bounds: &'static [f64]) -> Histogram {
         Histogram {
-            bounds: Self::SECONDS,
-            counts: (0..=Self::SECONDS.len()).map(|_| AtomicU64::new(0)).collect(),
+            bounds,
+            counts: (0..=bounds.len()).map(|_| AtomicU64::new(0)).collect(),
             sum_micros: AtomicU64::new(0),
         }
     }
@@ -136,13 +149,28 @@ impl Default for Metrics {
             open_windows_peak: AtomicI64::new(0),
             epochs: AtomicU64::new(0),
             row_changes: AtomicU64::new(0),
+            uncommitted: Mutex::default(),
+            freshness: Histogram::with_bounds(Histogram::AGES),
         }
     }
 }
 
 impl Metrics {
-    /// Counts `records` read of a partition, which has reached `progress`.
-    pub fn partition_read(&self, progress: &Progress, records: u64) {
+    /// Batches read but not committed kept per partition for [`Metrics::committed`]; beyond,
+    /// the oldest are forgotten (a sink that commits nothing for so long shows in other series).
+    const UNCOMMITTED_BATCHES: usize = 10_000;
+
+    /// Counts `records` read of a partition, which has reached `progress`; the newest Kafka
+    /// timestamp among them, when the source has one, waits for [`Metrics::committed`].
+    pub fn partition_read(&self, progress: &Progress, records: u64, newest_timestamp_ms: Option<i64>) {
+        if let Some(timestamp) = newest_timestamp_ms {
+            let mut uncommitted = self.uncommitted.lock().unwrap_or_else(|e| e.into_inner());
+            let batches = uncommitted.entry(progress.partition).or_default();
+            if batches.len() == Self::UNCOMMITTED_BATCHES {
+                batches.pop_front();
+            }
+            batches.push_back((progress.next_offset, timestamp));
+        }
         self.records.fetch_add(records, Relaxed);
         let mut per_partition = self.per_partition.lock().unwrap_or_else(|e| e.into_inner());
         let known = per_partition.entry(progress.partition).or_default();
@@ -153,6 +181,32 @@ impl Metrics {
         if let Some(end) = progress.end_offset {
             known.lag = Some((end - known.next_offset).max(0));
         }
+    }
+
+    /// Tells that the sink committed every partition up to its offset in `next_offsets`:
+    /// for each partition whose committed records had Kafka timestamps, how old the newest of
+    /// them is now goes into [`Metrics::freshness`].
+    pub fn committed(&self, next_offsets: &BTreeMap<PartitionId, Offset>) {
+        let now_ms = EventTime::now().micros() / 1000;
+        let mut uncommitted = self.uncommitted.lock().unwrap_or_else(|e| e.into_inner());
+        for (partition, &committed) in next_offsets {
+            let Some(batches) = uncommitted.get_mut(partition) else { continue };
+            let mut newest = None;
+            while let Some(&(_, timestamp)) = batches.front().filter(|(next, _)| *next <= committed) {
+                newest = newest.max(Some(timestamp));
+                batches.pop_front();
+            }
+            if let Some(newest) = newest {
+                let age_ms = u64::try_from(now_ms - newest).unwrap_or(0);
+                self.freshness.observe(std::time::Duration::from_millis(age_ms));
+            }
+        }
+    }
+
+    /// The age of results when committed: per commit and partition, from the Kafka timestamp of
+    /// the newest record committed to the end of the commit.
+    pub fn freshness(&self) -> &Histogram {
+        &self.freshness
     }
 
     /// Counts dead letters by reason.

@@ -15,36 +15,78 @@ use streamflow_core::{PipelineConfig, PostgresConfig, StartOffsets, WindowConfig
 
 /// Real-time streaming analytics of live-streaming events: per-minute metrics per stream.
 #[derive(Debug, Parser)]
-#[command(name = "streamflow", version, about)]
+#[command(name = "streamflow", version = VERSION, about)]
 pub struct Cli {
-    /// Log filter (`info`, `debug`, `streamflow_core=debug`, …); `STREAMFLOW_LOG` overrides it.
-    #[arg(long, global = true, default_value = "info")]
-    pub log: String,
+    /// Log filter (`info`, `debug`, `streamflow_core=debug`, …); default: `RUST_LOG`, else
+    /// `info`.
+    #[arg(long, global = true, env = "STREAMFLOW_LOG")]
+    pub log: Option<String>,
+    /// Log lines as text, or as JSON objects (one a line, for a log collector).
+    #[arg(long, global = true, env = "STREAMFLOW_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
 
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// The version and the commit it was built from (`--version`, `streamflow_build_info`).
+pub const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (commit ", env!("STREAMFLOW_COMMIT"), ")");
+
+/// `--log-format`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object a line: `timestamp`, `level`, `target`, `message` and the fields.
+    Json,
 }
 
 /// What to do.
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the pipeline: Kafka → dataflow → PostgreSQL (or memory, without a database).
+    #[command(after_help = "Examples:\n  \
+        streamflow run --brokers localhost:9092 --database-url postgres://rt:rt@localhost/realtime --http-addr 0.0.0.0:8000\n  \
+        streamflow run --bootstrap-server broker:9093 --security-protocol sasl_ssl --sasl-mechanism scram-sha-512 \\\n      \
+        --sasl-username streamflow --database-url 'postgres://rt@db/realtime?sslmode=verify-full' --log-format json")]
     Run(RunArgs),
     /// Run the pipeline over a JSON-lines file: the final rows as CSV, or into PostgreSQL.
+    #[command(after_help = "Examples:\n  \
+        streamflow replay --input events.jsonl > rows.csv\n  \
+        streamflow replay --brokers localhost:9092 --topic stream.events --database-url postgres://… --pipeline-name backfill")]
     Replay(ReplayArgs),
     /// Generate the original pipeline's events, into Kafka or a JSON-lines file.
+    #[command(after_help = "Examples:\n  \
+        streamflow generate --brokers localhost:9092 --rate 20\n  \
+        streamflow generate --output events.jsonl --count 1000000 --streams 1000 --late-ratio 0.01 --bad-ratio 0.01")]
     Generate(GenerateArgs),
     /// Serve the HTTP query API over the PostgreSQL tables.
+    #[command(
+        after_help = "Example:\n  streamflow serve --database-url postgres://rt:rt@localhost/realtime --http-addr 0.0.0.0:8000"
+    )]
     Serve(ServeArgs),
     /// Produce JSON-lines events (a file or standard input) into Kafka, keyed by their stream_id.
+    #[command(
+        after_help = "Example:\n  streamflow produce --brokers localhost:9092 --topic stream.events --input events.jsonl"
+    )]
     Produce(ProduceArgs),
     /// Show each partition's end of log and, with a database, the committed offset and the lag.
+    #[command(
+        after_help = "Example:\n  streamflow offsets --brokers localhost:9092 --database-url postgres://… --format json\n\n\
+                            `streamflow offsets reset --help` tells how to move a stopped pipeline's offsets."
+    )]
     Offsets(OffsetsArgs),
     /// Delete a stopped pipeline's results and checkpoint, so that its next run starts afresh.
     Reset(ResetArgs),
     /// List, export, and produce again the records the pipeline refused.
     #[command(subcommand)]
     DeadLetters(DeadLettersAction),
+    /// Print a completion script for a shell.
+    #[command(after_help = "Example:\n  streamflow completions bash > /etc/bash_completion.d/streamflow")]
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
 }
 
 /// `streamflow dead-letters …`.
@@ -101,7 +143,7 @@ pub struct ExportArgs {
 pub struct RedriveArgs {
     /// The dead letters to produce, as `export` wrote them (`-` for standard input); without
     /// it, the stored ones the selection names.
-    #[arg(long, short)]
+    #[arg(long, short, help_heading = "Input")]
     pub input: Option<PathBuf>,
     #[command(flatten)]
     pub selection: DeadLetterSelection,
@@ -141,7 +183,7 @@ pub struct OffsetsArgs {
     #[command(flatten)]
     pub database: DatabaseArgs,
     /// How to print: `text` (a table) or `json`.
-    #[arg(long, value_enum, default_value_t = Format::Text)]
+    #[arg(long, value_enum, default_value_t = Format::Text, help_heading = "Output")]
     pub format: Format,
 }
 
@@ -185,14 +227,14 @@ pub struct OffsetsResetArgs {
 #[derive(Debug, Args)]
 pub struct ServeArgs {
     /// Listen on this address.
-    #[arg(long, env = "HTTP_ADDR", default_value = "127.0.0.1:8000")]
+    #[arg(long, env = "STREAMFLOW_HTTP_ADDR", default_value = "127.0.0.1:8000")]
     pub http_addr: SocketAddr,
     /// The database to read (`postgres://user:password@host:port/database`).
     #[arg(long, env = "DATABASE_URL")]
     pub database_url: String,
     /// Milliseconds an answer is kept for the same request (0: none). Rows change only at each
     /// commit, so keep it at or under the pipeline's commit interval.
-    #[arg(long, env = "API_CACHE_MS", default_value_t = 500)]
+    #[arg(long, env = "STREAMFLOW_API_CACHE_MS", default_value_t = 500)]
     pub api_cache_ms: u64,
 }
 
@@ -210,6 +252,7 @@ impl ServeArgs {
 
 /// Where events come from.
 #[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Kafka")]
 pub struct KafkaArgs {
     /// Bootstrap brokers, comma-separated `host:port`.
     #[arg(
@@ -323,19 +366,25 @@ pub struct RunArgs {
     /// Where a partition never read before starts: `earliest`, `latest`, or an RFC 3339 time
     /// (the first record at or after it, by Kafka timestamp). Later runs resume from the
     /// offsets stored with the results.
-    #[arg(long, env = "START_OFFSETS", default_value = "latest")]
+    #[arg(
+        long,
+        env = "STREAMFLOW_START_OFFSETS",
+        default_value = "latest",
+        value_name = "earliest|latest|TIME",
+        help_heading = "Kafka"
+    )]
     pub start_offsets: StartOffsets,
     /// Seconds after which a caught-up partition without records stops holding the watermark
     /// back (0: never).
-    #[arg(long, env = "IDLE_TIMEOUT_SECONDS", default_value_t = 30)]
+    #[arg(long, env = "STREAMFLOW_IDLE_TIMEOUT_SECONDS", default_value_t = 30, help_heading = "Kafka")]
     pub idle_timeout_seconds: u64,
     /// The consumer group the committed offsets are also committed under in Kafka, for its
     /// tools to show the lag (never read back); default: the pipeline's name.
-    #[arg(long, env = "KAFKA_CONSUMER_GROUP")]
+    #[arg(long, env = "KAFKA_CONSUMER_GROUP", help_heading = "Kafka")]
     pub consumer_group: Option<String>,
     /// Seconds between two listings of the topic's partitions: partitions added to it while the
     /// pipeline runs are read from their earliest offset.
-    #[arg(long, env = "METADATA_REFRESH_SECONDS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, env = "STREAMFLOW_METADATA_REFRESH_SECONDS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..), help_heading = "Kafka")]
     pub metadata_refresh_seconds: u64,
     #[command(flatten)]
     pub pipeline: PipelineArgs,
@@ -343,24 +392,25 @@ pub struct RunArgs {
     pub database: DatabaseArgs,
     /// Serve the HTTP query API on this address too, from the database or, without one, from
     /// the pipeline's in-memory table.
-    #[arg(long, env = "HTTP_ADDR")]
+    #[arg(long, env = "STREAMFLOW_HTTP_ADDR", help_heading = "HTTP API")]
     pub http_addr: Option<SocketAddr>,
     /// Milliseconds an API answer is kept for the same request (0: none).
-    #[arg(long, env = "API_CACHE_MS", default_value_t = 500)]
+    #[arg(long, env = "STREAMFLOW_API_CACHE_MS", default_value_t = 500, help_heading = "HTTP API")]
     pub api_cache_ms: u64,
 }
 
 /// Window size, lateness and workers: how the pipeline computes.
 #[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Pipeline")]
 pub struct PipelineArgs {
     /// Window size in seconds; a whole number that divides a day.
-    #[arg(long, env = "WINDOW_SECONDS", default_value_t = 60)]
+    #[arg(long, env = "STREAMFLOW_WINDOW_SECONDS", default_value_t = 60)]
     pub window_seconds: u32,
     /// Allowed lateness in seconds.
-    #[arg(long, env = "LATENESS_SECONDS", default_value_t = 600)]
+    #[arg(long, env = "STREAMFLOW_LATENESS_SECONDS", default_value_t = 600)]
     pub lateness_seconds: u32,
     /// Timely worker threads (of this process, in a cluster).
-    #[arg(long, env = "WORKERS", default_value_t = 2)]
+    #[arg(long, env = "STREAMFLOW_WORKERS", default_value_t = 2)]
     pub workers: usize,
     #[command(flatten)]
     pub cluster: ClusterArgs,
@@ -444,16 +494,17 @@ impl ClusterArgs {
 
 /// Where results go when they go to PostgreSQL.
 #[derive(Clone, Args)]
+#[command(next_help_heading = "PostgreSQL")]
 pub struct DatabaseArgs {
     /// Write into this PostgreSQL database (`postgres://user:password@host:port/database`),
     /// exactly once: a run started again resumes where the last one stopped.
     #[arg(long, env = "DATABASE_URL")]
     pub database_url: Option<String>,
     /// The name this pipeline's offsets, checkpoints and dead letters are stored under.
-    #[arg(long, env = "PIPELINE_NAME", default_value = "streamflow")]
+    #[arg(long, env = "STREAMFLOW_PIPELINE_NAME", default_value = "streamflow")]
     pub pipeline_name: String,
     /// Milliseconds between two commits to the database.
-    #[arg(long, env = "COMMIT_INTERVAL_MS", default_value_t = 500)]
+    #[arg(long, env = "STREAMFLOW_COMMIT_INTERVAL_MS", default_value_t = 500)]
     pub commit_interval_ms: u64,
 }
 
@@ -495,17 +546,17 @@ impl PipelineArgs {
 pub struct ReplayArgs {
     /// The JSON-lines file to read, one event per line; `-` for standard input. Its offsets are
     /// line numbers counted from 0, in one partition.
-    #[arg(long, short, required_unless_present = "brokers")]
+    #[arg(long, short, required_unless_present = "brokers", help_heading = "Source")]
     pub input: Option<PathBuf>,
     /// Replay a Kafka topic instead, from its start to the end its partitions have now, each
     /// partition as itself: bootstrap brokers, comma-separated `host:port`.
-    #[arg(long, alias = "bootstrap-server", value_delimiter = ',', conflicts_with = "input")]
+    #[arg(long, alias = "bootstrap-server", value_delimiter = ',', conflicts_with = "input", help_heading = "Source")]
     pub brokers: Option<Vec<String>>,
     #[command(flatten)]
     pub security: KafkaSecurityArgs,
     /// The Kafka topic to replay (default `stream.events`); for a file, the name its offsets are
     /// stored under in the database (default: the file's name).
-    #[arg(long)]
+    #[arg(long, help_heading = "Source")]
     pub topic: Option<String>,
     #[command(flatten)]
     pub pipeline: PipelineArgs,
@@ -517,50 +568,63 @@ pub struct ReplayArgs {
 #[derive(Debug, Args)]
 pub struct GenerateArgs {
     /// Write the events as JSON lines to this file (`-` for standard output) instead of Kafka.
-    #[arg(long, short)]
+    #[arg(long, short, help_heading = "Output")]
     pub output: Option<PathBuf>,
     #[command(flatten)]
     pub kafka: KafkaArgs,
     /// Partitions of the topic when it has to be created; each record is keyed by its
     /// `stream_id` and goes where Kafka's default partitioner (murmur2 of the key) puts it.
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 3, help_heading = "Kafka")]
     pub partitions: u32,
-    /// Compression of the produced batches: none, gzip, lz4 or zstd.
-    #[arg(long, default_value = "none")]
-    pub compression: String,
+    /// Compression of the produced batches.
+    #[arg(long, value_enum, default_value_t = CompressionArg::None, help_heading = "Kafka")]
+    pub compression: CompressionArg,
     /// Events per second produced (over all partitions); 0 for as fast as possible.
-    #[arg(long, default_value_t = 20.0)]
+    #[arg(long, default_value_t = 20.0, help_heading = "Events")]
     pub rate: f64,
     /// Events per second of event time (default: `--rate`, or 20 when it is 0).
-    #[arg(long)]
+    #[arg(long, help_heading = "Events")]
     pub event_rate: Option<f64>,
     /// Events to generate; 0 for no end (Kafka only).
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, help_heading = "Events")]
     pub count: u64,
     /// Streams `stream_1001`, `stream_1002`, …
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 3, help_heading = "Events")]
     pub streams: u32,
     /// Users `user_1` … `user_N`.
-    #[arg(long, default_value_t = 500)]
+    #[arg(long, default_value_t = 500, help_heading = "Events")]
     pub users: u32,
     /// Seed of every random choice: the same seed gives the same bytes.
-    #[arg(long, default_value_t = 42)]
+    #[arg(long, default_value_t = 42, help_heading = "Events")]
     pub seed: u64,
     /// The event time of the first event (RFC 3339; default: now). With the same `--seed`,
     /// `--start`, `--event-rate` and `--partitions`, Kafka and `--output` get the same events.
-    #[arg(long)]
+    #[arg(long, help_heading = "Events")]
     pub start: Option<String>,
     /// Share of events an hour or more late.
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = 0.0, help_heading = "Events")]
     pub late_ratio: f64,
     /// Share of malformed events.
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = 0.0, help_heading = "Events")]
     pub bad_ratio: f64,
     /// Who joins and leaves: `realistic` (a join only by a user not watching, a leave only by one
     /// who is; each stream's audience rises and falls) or `independent` (the original's draws,
     /// whose running audience grows without bound).
-    #[arg(long, value_enum, default_value_t = AudienceArg::Realistic)]
+    #[arg(long, value_enum, default_value_t = AudienceArg::Realistic, help_heading = "Events")]
     pub audience: AudienceArg,
+}
+
+/// `--compression`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum CompressionArg {
+    /// None.
+    None,
+    /// gzip.
+    Gzip,
+    /// LZ4.
+    Lz4,
+    /// Zstandard.
+    Zstd,
 }
 
 /// `--audience`.

@@ -2,6 +2,8 @@
 
 mod cli;
 mod cmd;
+mod environment;
+mod logging;
 
 use std::process::ExitCode;
 
@@ -13,15 +15,15 @@ use clap::Parser;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
+    let renamed = environment::adopt_old_names();
     let cli = cli::Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("STREAMFLOW_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("warp::server::run=off,{}", cli.log))),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    if let Err(error) = logging::init(cli.log.as_deref(), cli.log_format) {
+        eprintln!("streamflow: {error:#}");
+        return ExitCode::FAILURE;
+    }
+    for warning in renamed {
+        tracing::warn!("{warning}");
+    }
     match cmd::run(cli.command) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {

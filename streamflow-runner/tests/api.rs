@@ -420,18 +420,21 @@ fn the_live_ranking_follows_commits_and_a_database_restart() {
 fn health_is_503_and_routes_answer_503_quickly_without_the_database() {
     let f = fixture();
     f._pg.stop().unwrap();
-    for path in ["/health", "/metrics", "/metrics/latest", "/streams/top", "/streams/s/metrics"] {
+    for path in ["/health", "/health/ready", "/metrics", "/metrics/latest", "/streams/top", "/streams/s/metrics"] {
         let started = std::time::Instant::now();
         let (status, body) = f.get(path);
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{path}: {body}");
         assert!(started.elapsed() < std::time::Duration::from_secs(3), "{path} took {:?}", started.elapsed());
-        if path == "/health" {
+        if path.starts_with("/health") {
             assert_eq!(body["ok"], Value::Bool(false));
         }
         assert!(body["error"].as_str().is_some_and(|e| e.contains("database")), "{path}: {body}");
     }
+    // Alive all the same: a liveness probe must not restart the process for an outage.
+    assert_eq!(f.ok("/health/live"), serde_json::json!({"ok": true}));
     f._pg.start_again().unwrap();
     assert_eq!(f.ok("/health"), serde_json::json!({"ok": true}));
+    assert_eq!(f.ok("/health/ready"), serde_json::json!({"ok": true, "database": true, "committing": null}));
 }
 
 #[test]

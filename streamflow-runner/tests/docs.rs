@@ -178,7 +178,8 @@ fn configuration_md_lists_every_flag_of_every_command() {
         let section = sections.get(command).unwrap_or_else(|| panic!("no section for `streamflow {command}`"));
         let documented: BTreeSet<String> = flags_in(section).into_iter().collect();
         for flag in &flags {
-            if flag != "--help" && flag != "--log" {
+            // The global flags are in the section "Every command".
+            if !["--help", "--log", "--log-format"].contains(&flag.as_str()) {
                 assert!(documented.contains(flag), "docs/configuration.md does not list `streamflow {command} {flag}`");
             }
         }
@@ -189,4 +190,107 @@ fn configuration_md_lists_every_flag_of_every_command() {
             );
         }
     }
+}
+
+/// The series `docs/metrics.md` describes: the first backquoted name of each table row.
+fn documented_series() -> BTreeMap<String, String> {
+    let text = std::fs::read_to_string(root().join("docs/metrics.md")).unwrap();
+    text.lines()
+        .filter_map(|line| {
+            let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+            let name = cells.get(1)?.strip_prefix('`')?.strip_suffix('`')?;
+            let kind = cells.get(2)?;
+            (name.starts_with("streamflow_") || name.starts_with("process_"))
+                .then(|| (name.to_owned(), kind.to_string()))
+        })
+        .collect()
+}
+
+/// The series named in a PromQL expression, without a histogram's suffixes.
+fn series_in(expression: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for (at, _) in expression.match_indices(['s', 'p']) {
+        let rest = &expression[at..];
+        if !(rest.starts_with("streamflow_") || rest.starts_with("process_")) {
+            continue;
+        }
+        if expression[..at].chars().last().is_some_and(|c| c.is_alphanumeric() || c == '_') {
+            continue;
+        }
+        let name: String = rest.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
+        let name =
+            ["_bucket", "_sum", "_count"].iter().fold(name, |n, s| n.strip_suffix(s).map_or(n.clone(), str::to_owned));
+        found.push(name);
+    }
+    found
+}
+
+#[test]
+fn the_dashboard_and_the_alerts_use_documented_series_only() {
+    let documented = documented_series();
+    assert!(documented.len() > 25, "{documented:?}");
+    let dashboard: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(root().join("grafana/dashboards/streamflow.json")).unwrap())
+            .unwrap();
+    let mut expressions: Vec<String> = dashboard["panels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|panel| panel["targets"].as_array().unwrap().iter())
+        .map(|target| target["expr"].as_str().unwrap().to_owned())
+        .collect();
+    // The datasource is a variable, so that the dashboard imports into any Grafana.
+    for panel in dashboard["panels"].as_array().unwrap() {
+        assert_eq!(panel["datasource"]["uid"], "${datasource}", "{}", panel["title"]);
+    }
+    assert_eq!(dashboard["templating"]["list"][0]["type"], "datasource");
+    let alerts = std::fs::read_to_string(root().join("prometheus/alerts.yml")).unwrap();
+    expressions.push(alerts);
+    for expression in &expressions {
+        for series in series_in(expression) {
+            assert!(documented.contains_key(&series), "{series} (in {expression}) is not in docs/metrics.md");
+        }
+    }
+}
+
+/// `promtool`, Prometheus' own checker (Debian's `prometheus`), if it is here.
+fn promtool() -> Option<std::process::Command> {
+    let found = std::process::Command::new("promtool").arg("--version").output().is_ok_and(|o| o.status.success());
+    if !found {
+        assert!(
+            std::env::var_os("STREAMFLOW_REQUIRE_TOOLS").is_none(),
+            "promtool is missing; scripts/install-test-deps.sh installs it"
+        );
+        eprintln!("promtool is missing: the alerting rules are not checked");
+        return None;
+    }
+    let mut command = std::process::Command::new("promtool");
+    command.current_dir(root().join("prometheus"));
+    Some(command)
+}
+
+#[test]
+fn the_alerting_rules_pass_promtool_and_their_unit_tests() {
+    let Some(mut check) = promtool() else { return };
+    let checked = check.args(["check", "rules", "alerts.yml"]).output().unwrap();
+    assert!(
+        checked.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&checked.stdout),
+        String::from_utf8_lossy(&checked.stderr)
+    );
+    let tested = promtool().unwrap().args(["test", "rules", "alerts.test.yml"]).output().unwrap();
+    assert!(
+        tested.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&tested.stdout),
+        String::from_utf8_lossy(&tested.stderr)
+    );
+    let config = promtool().unwrap().args(["check", "config", "--syntax-only", "prometheus.yml"]).output().unwrap();
+    assert!(
+        config.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&config.stdout),
+        String::from_utf8_lossy(&config.stderr)
+    );
 }

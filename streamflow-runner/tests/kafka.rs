@@ -456,3 +456,115 @@ fn dead_letters_are_listed_exported_and_redriven_once_corrected() {
         .unwrap();
     assert!(!refused.status.success() && String::from_utf8_lossy(&refused.stderr).contains("line 1"));
 }
+
+/// `GET /prometheus` of a running pipeline, parsed: each series' type, and its sample lines.
+fn scrape(http: u16) -> (BTreeMap<String, String>, String) {
+    let (status, body) = http_get(http, "/prometheus");
+    assert_eq!(status, 200, "{body}");
+    let types = body
+        .lines()
+        .filter_map(|line| line.strip_prefix("# TYPE "))
+        .filter_map(|rest| rest.split_once(' '))
+        .map(|(name, kind)| (name.to_owned(), kind.to_owned()))
+        .collect();
+    (types, body)
+}
+
+/// Issue 13: every series of docs/metrics.md is served, of its documented type, and nothing
+/// undocumented is; the exposition passes `promtool check metrics`; per-partition series carry
+/// the topic; freshness and the last commit are observed. And health: during a database outage
+/// the process stays live (a liveness probe must not restart it) and is not ready.
+#[test]
+fn prometheus_serves_every_documented_series_and_health_tells_live_from_ready() {
+    let broker = Tansu::start(Storage::Memory).unwrap();
+    let pg = Postgres::start().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    create_topic(&broker);
+    let http = streamflow_testkit::free_port();
+    let pipeline =
+        Running::spawn(run_from_earliest(&broker, &pg.url()).args(["--http-addr", &format!("127.0.0.1:{http}")]));
+    produce_file(&broker, &chats_file(dir.path(), "a.jsonl", "s", 0, 300));
+    wait_for_offsets(&pg.url(), 300, Duration::from_secs(60));
+    // A request of each kind, so that the API's series have samples too.
+    for path in ["/health", "/streams/top", "/nowhere"] {
+        http_get(http, path);
+    }
+    std::thread::sleep(Duration::from_millis(300));
+
+    let documented = docs_series();
+    let (types, body) = scrape(http);
+    for (name, kind) in &documented {
+        assert_eq!(types.get(name), Some(kind), "docs/metrics.md: {name} is a {kind}; /prometheus:\n{body}");
+    }
+    for name in types.keys() {
+        assert!(documented.contains_key(name), "{name} is served but not in docs/metrics.md");
+    }
+    assert!(body.contains(&format!("streamflow_records_read_total{{topic=\"{TOPIC}\",partition=\"0\"}}")), "{body}");
+    assert!(body.contains("streamflow_build_info{version=\""), "{body}");
+    let sample = |name: &str| -> f64 {
+        body.lines()
+            .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or_else(|| panic!("no sample of {name}:\n{body}"))
+    };
+    assert!(sample("streamflow_freshness_seconds_count") >= 1.0, "{body}");
+    let since_commit = rfc3339_seconds_now() - sample("streamflow_last_commit_timestamp_seconds");
+    assert!((0.0..60.0).contains(&since_commit), "{since_commit}");
+    assert!(sample("process_resident_memory_bytes") > 1e6 && sample("process_cpu_seconds_total") > 0.0);
+    assert_eq!(sample("streamflow_sink_db_up"), 1.0);
+    if let Ok(mut lint) = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+    {
+        use std::io::Write;
+        lint.stdin.take().unwrap().write_all(body.as_bytes()).unwrap();
+        let linted = lint.wait_with_output().unwrap();
+        let said = format!("{}{}", String::from_utf8_lossy(&linted.stdout), String::from_utf8_lossy(&linted.stderr));
+        assert!(linted.status.success() && said.trim().is_empty(), "promtool check metrics: {said}");
+    } else {
+        assert!(std::env::var_os("STREAMFLOW_REQUIRE_TOOLS").is_none(), "promtool is missing");
+    }
+
+    assert_eq!(http_get(http, "/health/ready"), (200, r#"{"ok":true,"database":true,"committing":true}"#.to_owned()));
+    pg.stop().unwrap();
+    produce_file(&broker, &chats_file(dir.path(), "b.jsonl", "s", 1, 10));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (status, body) = http_get(http, "/health/ready");
+        if status == 503 && body.contains("\"committing\":false") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "still {status} {body}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(http_get(http, "/health/live"), (200, r#"{"ok":true}"#.to_owned()));
+    let (_, body) = scrape(http);
+    assert!(body.contains("streamflow_sink_db_up 0") && body.contains("streamflow_db_up 0"), "{body}");
+    pg.start_again().unwrap();
+    wait_for_offsets(&pg.url(), 310, Duration::from_secs(60));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while http_get(http, "/health/ready").0 != 200 {
+        assert!(Instant::now() < deadline, "not ready again");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    pipeline.terminate();
+}
+
+/// The series docs/metrics.md describes, with their types.
+fn docs_series() -> BTreeMap<String, String> {
+    let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/metrics.md")).unwrap();
+    text.lines()
+        .filter_map(|line| {
+            let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+            let name = cells.get(1)?.strip_prefix('`')?.strip_suffix('`')?;
+            (name.starts_with("streamflow_") || name.starts_with("process_"))
+                .then(|| (name.to_owned(), cells[2].to_owned()))
+        })
+        .collect()
+}
+
+fn rfc3339_seconds_now() -> f64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64()
+}

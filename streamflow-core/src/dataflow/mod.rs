@@ -45,7 +45,7 @@ pub use cluster::{ClusterConfig, Mesh};
 use crate::checkpoint::Settings;
 use crate::control::Control;
 use crate::error::{Error, SourceError};
-use crate::metrics::MetricsSnapshot;
+use crate::metrics::{Metrics, MetricsSnapshot};
 use crate::schema::Schema;
 use crate::sink::assemble::Delivery;
 use crate::sink::Sink;
@@ -95,6 +95,7 @@ pub struct Pipeline<S = LiveStreams> {
     schema: Arc<S>,
     config: PipelineConfig,
     cluster: Option<ClusterConfig>,
+    metrics: Arc<Metrics>,
 }
 
 impl Pipeline<LiveStreams> {
@@ -107,7 +108,7 @@ impl Pipeline<LiveStreams> {
 impl<S: Schema> Pipeline<S> {
     /// A pipeline of `schema`'s events and rows, with `config`.
     pub fn with_schema(schema: S, config: PipelineConfig) -> Pipeline<S> {
-        Pipeline { schema: Arc::new(schema), config, cluster: None }
+        Pipeline { schema: Arc::new(schema), config, cluster: None, metrics: Arc::default() }
     }
 
     /// This pipeline as one process of a cluster (timely's cluster mode): its `workers` threads
@@ -117,6 +118,12 @@ impl<S: Schema> Pipeline<S> {
     pub fn in_cluster(mut self, cluster: ClusterConfig) -> Pipeline<S> {
         self.cluster = Some(cluster);
         self
+    }
+
+    /// The figures the pipeline will keep once started, for whoever reports them or tells it
+    /// of commits ([`Metrics::committed`]) before it runs.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
     }
 
     /// Runs the pipeline until its sources end or it is stopped; returns its final figures.
@@ -159,7 +166,7 @@ impl<S: Schema> Pipeline<S> {
         if !resume.is_empty() {
             tracing::info!(partitions = resume.positions.len(), "Resuming from the sink's checkpoint.");
         }
-        let control = Control::new();
+        let control = Control::with_metrics(self.metrics);
         // Only process 0 has worker 0, which takes the sink.
         let sink: SharedSink<S::Row> =
             Arc::new(Mutex::new((process == 0).then(|| Box::new(sink) as Box<dyn Sink<S::Row>>)));

@@ -59,7 +59,7 @@ pub fn window<'scope, S: Schema>(
                         let mut accepted = events.session(events_cap);
                         let read = reading.read(|event| accepted.give(event));
                         drop(accepted);
-                        metrics.partition_read(&read.progress, read.records);
+                        metrics.partition_read(&read.progress, read.records, read.newest_timestamp_ms);
                         if !read.dead_letters.is_empty() {
                             let mut reasons = std::collections::BTreeMap::new();
                             for letter in &read.dead_letters {

@@ -173,6 +173,8 @@ struct Header<'a> {
     attributes: i16,
     last_offset_delta: i32,
     producer_id: i64,
+    /// The newest timestamp of its records (create or log-append time, as the topic keeps).
+    max_timestamp_ms: i64,
     record_count: u32,
     /// The records, as stored (compressed or not).
     records: &'a [u8],
@@ -191,6 +193,7 @@ impl<'a> Header<'a> {
             attributes: i16::from_be_bytes([batch[21], batch[22]]),
             last_offset_delta: i32_at(23),
             producer_id: i64_at(43),
+            max_timestamp_ms: i64_at(35),
             record_count: u32::try_from(i32_at(57)).map_err(|_| corrupt("negative record count"))?,
             records: &batch[HEADER_LEN..],
         })
@@ -213,6 +216,9 @@ impl<'a> Header<'a> {
             }
         };
         let mut records = Records { data };
+        if self.record_count > 0 {
+            out.newest_timestamp_ms = out.newest_timestamp_ms.max(Some(self.max_timestamp_ms));
+        }
         for _ in 0..self.record_count {
             let record = records.next().ok_or_else(|| corrupt("fewer records than counted"))??;
             let offset = self.base_offset + i64::from(record.offset_delta);

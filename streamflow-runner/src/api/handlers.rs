@@ -79,6 +79,22 @@ pub struct HealthBody {
     pub error: Option<String>,
 }
 
+/// The answer of `/health/ready`.
+#[derive(Debug, Serialize)]
+pub struct ReadyBody {
+    /// Whether the process is ready: its database answers and its pipeline, if it runs one
+    /// into PostgreSQL, commits.
+    pub ok: bool,
+    /// Whether the API's database answers.
+    pub database: bool,
+    /// Whether the sink's last commit attempt reached PostgreSQL; null without a pipeline
+    /// writing into PostgreSQL in this process.
+    pub committing: Option<bool>,
+    /// What is not ready.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
 /// `{"error": …}`.
 #[derive(Debug, Serialize)]
 pub struct ErrorBody {
@@ -135,6 +151,27 @@ pub async fn health(store: Store) -> Response {
         )
         .into_response(),
     }
+}
+
+/// `GET /health/live`: the process answers. Nothing else is asked, so that a liveness probe
+/// never restarts a pipeline that waits for its database to come back.
+pub fn live() -> Response {
+    json(&HealthBody { ok: true, error: None }).into_response()
+}
+
+/// `GET /health/ready`: the database answers and the pipeline of this process, if any, commits
+/// — 503 otherwise, so that a load balancer sends no queries here.
+pub async fn ready(store: Store, telemetry: &super::Telemetry) -> Response {
+    let database = store.health().await;
+    let committing = telemetry.postgres().map(|stats| stats.database_up.load(std::sync::atomic::Ordering::Relaxed));
+    let error = match (&database, committing) {
+        (Err(error), _) => Some(error.to_string()),
+        (Ok(()), Some(false)) => Some("the pipeline cannot commit to its database; it retries".to_owned()),
+        (Ok(()), _) => None,
+    };
+    let body = ReadyBody { ok: error.is_none(), database: database.is_ok(), committing, error };
+    let status = if body.ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    with_status(json(&body), status).into_response()
 }
 
 /// An answer, as JSON bytes.

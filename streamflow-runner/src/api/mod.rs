@@ -79,6 +79,14 @@ pub fn routes(
             error_reply(StatusCode::SERVICE_UNAVAILABLE, format!("no answer within {REQUEST_TIMEOUT:?}"))
         })
     });
+    let live = warp::path!("health" / "live").map(handlers::live);
+    let ready = warp::path!("health" / "ready").and(store.clone()).and(with_telemetry.clone()).then(
+        |store: Store, telemetry: Arc<Telemetry>| async move {
+            tokio::time::timeout(REQUEST_TIMEOUT, handlers::ready(store, &telemetry)).await.unwrap_or_else(|_| {
+                error_reply(StatusCode::SERVICE_UNAVAILABLE, format!("no answer within {REQUEST_TIMEOUT:?}"))
+            })
+        },
+    );
     let metrics =
         warp::path!("metrics").and(store.clone()).and(query).and(cache.clone()).then(|store, query: Query, cache| {
             let key = query.key("/metrics");
@@ -109,7 +117,7 @@ pub fn routes(
             let key = query.key(&format!("/key/{}/{id}/metrics", id.len()));
             within(cache, key, handlers::key_metrics(store, id, query))
         });
-    let live = warp::path(columns.keys().to_owned())
+    let top_live = warp::path(columns.keys().to_owned())
         .and(warp::path!("top" / "live"))
         .and(store.clone())
         .and(warp::query::<HashMap<String, String>>())
@@ -132,6 +140,10 @@ pub fn routes(
     let assets = warp::path!("assets" / String).map(|name: String| page::file(&name));
 
     let answers = health
+        .or(live)
+        .unify()
+        .or(ready)
+        .unify()
         .or(latest)
         .unify()
         .or(metrics)
@@ -147,7 +159,7 @@ pub fn routes(
         .and(store.clone())
         .then(with_freshness);
     warp::get()
-        .and(answers.or(live).unify().or(prometheus).unify().or(index).unify().or(assets).unify())
+        .and(answers.or(top_live).unify().or(prometheus).unify().or(index).unify().or(assets).unify())
         .recover(rejected)
         .unify()
         .with(warp::log::custom(move |info| telemetry.observe(info.path(), info.status(), info.elapsed())))

@@ -135,6 +135,19 @@ pub fn document(columns: &Columns) -> Value {
                     "503": answer("The database does not answer", "Health"),
                 },
             }},
+            "/health/live": {"get": {
+                "operationId": "healthLive",
+                "summary": "The process answers (for a liveness probe: asks nothing of the database, so that an outage does not restart the pipeline).",
+                "responses": {"200": answer("The process answers", "Health")},
+            }},
+            "/health/ready": {"get": {
+                "operationId": "healthReady",
+                "summary": "The database answers and the pipeline of this process, if it runs one into PostgreSQL, commits (for a readiness probe).",
+                "responses": {
+                    "200": answer("Ready", "Ready"),
+                    "503": answer("Not ready: `error` says why", "Ready"),
+                },
+            }},
             "/metrics": {"get": {
                 "operationId": "metrics",
                 "summary": "Rows of the last `minutes` before `at`, newest first, then by key.",
@@ -229,6 +242,12 @@ pub fn document(columns: &Columns) -> Value {
             "Row": {"type": "object", "required": required, "properties": row_properties},
             "Health": {"type": "object", "required": ["ok"], "properties": {
                 "ok": {"type": "boolean"}, "error": {"type": "string"},
+            }},
+            "Ready": {"type": "object", "required": ["ok", "database", "committing"], "properties": {
+                "ok": {"type": "boolean"},
+                "database": {"type": "boolean"},
+                "committing": {"type": "boolean", "nullable": true},
+                "error": {"type": "string"},
             }},
             "Error": {"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}},
             "Metrics": {"type": "object", "required": ["latest_window_start", "rows"], "properties": {

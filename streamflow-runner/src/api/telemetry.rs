@@ -1,8 +1,11 @@
 //! The API's own figures, and `/prometheus`: requests and their latency per route, whether the
-//! database answers, and — when the pipeline runs in the same process — its figures (spec §7).
+//! database answers, the process's CPU and memory, and — when the pipeline runs in the same
+//! process — its figures (spec §7). Every series is described in `docs/metrics.md`.
 //!
-//! Labels stay few: a route is named by its template (`/streams/{stream_id}/metrics`), never by
-//! the path a client sent.
+//! Names follow Prometheus' conventions: base units (`_seconds`, `_bytes`), `_total` for
+//! counters, `_timestamp_seconds` for points in time. Labels stay few: a route is named by its
+//! template (`/streams/{stream_id}/metrics`), never by the path a client sent; a partition by
+//! its `topic` and `partition`.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -11,6 +14,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use streamflow_core::metrics::Histogram;
+use streamflow_core::metrics::PartitionMetrics;
 use streamflow_core::sink::postgres::PostgresStats;
 use streamflow_core::Metrics;
 use warp::http::StatusCode;
@@ -21,10 +25,12 @@ use super::cache::AnswerCache;
 use super::store::Store;
 
 /// The routes, by template, the last for every path that is none of them.
-const ROUTES: [&str; 12] = [
+const ROUTES: [&str; 14] = [
     "/",
     "/assets/{file}",
     "/health",
+    "/health/live",
+    "/health/ready",
     "/status",
     "/metrics",
     "/metrics/latest",
@@ -43,6 +49,8 @@ fn route_of(path: &str) -> &'static str {
         [""] => "/",
         ["assets", _] => "/assets/{file}",
         ["health"] => "/health",
+        ["health", "live"] => "/health/live",
+        ["health", "ready"] => "/health/ready",
         ["status"] => "/status",
         ["metrics"] => "/metrics",
         ["metrics", "latest"] => "/metrics/latest",
@@ -59,7 +67,7 @@ fn route_of(path: &str) -> &'static str {
 pub struct Telemetry {
     requests: Mutex<BTreeMap<(&'static str, u16), u64>>,
     latency: BTreeMap<&'static str, Histogram>,
-    pipeline: OnceLock<Arc<Metrics>>,
+    pipeline: OnceLock<(Arc<Metrics>, String)>,
     postgres: OnceLock<Arc<PostgresStats>>,
     cache: OnceLock<AnswerCache>,
     /// What the route templates' `{keys}` and `{key}` are: `streams`, `stream_id`.
@@ -80,9 +88,10 @@ impl Default for Telemetry {
 }
 
 impl Telemetry {
-    /// Adds the figures of a pipeline running in this process.
-    pub fn with_pipeline(&self, metrics: Arc<Metrics>) {
-        let _ = self.pipeline.set(metrics);
+    /// Adds the figures of a pipeline running in this process, which reads `topic` (the label
+    /// of its per-partition series).
+    pub fn with_pipeline(&self, metrics: Arc<Metrics>, topic: &str) {
+        let _ = self.pipeline.set((metrics, topic.to_owned()));
     }
 
     /// Adds the figures of the Postgres sink of a pipeline running in this process.
@@ -102,7 +111,7 @@ impl Telemetry {
 
     /// The figures of a pipeline running in this process, if one does.
     pub fn pipeline(&self) -> Option<&Arc<Metrics>> {
-        self.pipeline.get()
+        self.pipeline.get().map(|(metrics, _)| metrics)
     }
 
     /// The figures of its Postgres sink, if it has one.
@@ -123,12 +132,14 @@ impl Telemetry {
     pub async fn render(&self, store: &Store) -> Response {
         let db_up = tokio::time::timeout(Duration::from_secs(1), store.health()).await.is_ok_and(|r| r.is_ok());
         let mut out = String::with_capacity(8 << 10);
+        render_build(&mut out);
+        render_process(&mut out);
         self.render_api(&mut out, db_up);
         if let Some(cache) = self.cache.get() {
             render_cache(&mut out, cache).await;
         }
-        if let Some(metrics) = self.pipeline.get() {
-            render_pipeline(&mut out, metrics);
+        if let Some((metrics, topic)) = self.pipeline.get() {
+            render_pipeline(&mut out, metrics, topic);
         }
         if let Some(stats) = self.postgres.get() {
             render_postgres(&mut out, stats);
@@ -155,7 +166,7 @@ impl Telemetry {
         for (route, histogram) in &self.latency {
             render_histogram(out, name, &format!("route=\"{}\"", label(route)), histogram);
         }
-        header(out, "streamflow_db_up", "gauge", "Whether the database answers (1) or not (0).");
+        header(out, "streamflow_db_up", "gauge", "Whether the API's database answers (1) or not (0).");
         let _ = writeln!(out, "streamflow_db_up {}", u8::from(db_up));
     }
 }
@@ -193,12 +204,112 @@ async fn render_cache(out: &mut String, cache: &AnswerCache) {
     let _ = writeln!(out, "streamflow_api_cache_bytes {}", cache.bytes().await);
 }
 
-fn render_pipeline(out: &mut String, metrics: &Metrics) {
-    let snapshot = metrics.snapshot();
-    header(out, "streamflow_records_read_total", "counter", "Records read, accepted or not, by partition.");
-    for (partition, known) in &snapshot.per_partition {
-        let _ = writeln!(out, "streamflow_records_read_total{{partition=\"{partition}\"}} {}", known.records);
+/// `streamflow_build_info`: 1, labelled with what was built.
+fn render_build(out: &mut String) {
+    header(out, "streamflow_build_info", "gauge", "The version and commit of the running binary (always 1).");
+    let (version, commit) = (env!("CARGO_PKG_VERSION"), env!("STREAMFLOW_COMMIT"));
+    let _ = writeln!(out, "streamflow_build_info{{version=\"{version}\",commit=\"{commit}\"}} 1");
+}
+
+/// The standard `process_*` series, read from `/proc` (absent where there is none).
+fn render_process(out: &mut String) {
+    let Some(process) = ProcessFigures::read() else { return };
+    let series = [
+        ("process_cpu_seconds_total", "counter", "User and system CPU time spent, in seconds.", process.cpu_seconds),
+        ("process_resident_memory_bytes", "gauge", "Resident memory size, in bytes.", process.resident_bytes),
+        ("process_virtual_memory_bytes", "gauge", "Virtual memory size, in bytes.", process.virtual_bytes),
+        (
+            "process_start_time_seconds",
+            "gauge",
+            "Start time of the process, in seconds since 1970.",
+            process.start_time,
+        ),
+        ("process_open_fds", "gauge", "Open file descriptors.", process.open_fds),
+    ];
+    for (name, kind, help, value) in series {
+        header(out, name, kind, help);
+        let _ = writeln!(out, "{name} {value}");
     }
+}
+
+/// What `/proc` says of this process.
+struct ProcessFigures {
+    cpu_seconds: f64,
+    resident_bytes: f64,
+    virtual_bytes: f64,
+    start_time: f64,
+    open_fds: f64,
+}
+
+impl ProcessFigures {
+    /// Linux reports times in `/proc` in ticks of 1/100 s whatever the kernel's own rate.
+    const TICKS_PER_SECOND: f64 = 100.0;
+
+    fn read() -> Option<ProcessFigures> {
+        let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+        // The fields after the command, which is in parentheses and may hold spaces.
+        let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+        let field = |n: usize| fields.get(n - 3).and_then(|f| f.parse::<f64>().ok());
+        let status = std::fs::read_to_string("/proc/self/status").ok()?;
+        let kib = |name: &str| {
+            status
+                .lines()
+                .find_map(|line| line.strip_prefix(name)?.trim().strip_suffix("kB")?.trim().parse::<f64>().ok())
+        };
+        let boot_time = std::fs::read_to_string("/proc/stat")
+            .ok()?
+            .lines()
+            .find_map(|line| line.strip_prefix("btime ")?.trim().parse::<f64>().ok())?;
+        Some(ProcessFigures {
+            cpu_seconds: (field(14)? + field(15)?) / Self::TICKS_PER_SECOND,
+            resident_bytes: kib("VmRSS:")? * 1024.0,
+            virtual_bytes: kib("VmSize:")? * 1024.0,
+            start_time: boot_time + field(22)? / Self::TICKS_PER_SECOND,
+            open_fds: std::fs::read_dir("/proc/self/fd").map_or(0, |dir| dir.count()) as f64,
+        })
+    }
+}
+
+fn render_pipeline(out: &mut String, metrics: &Metrics, topic: &str) {
+    let snapshot = metrics.snapshot();
+    let topic = topic.replace('\\', "\\\\").replace('"', "\\\"");
+    let per_partition =
+        |out: &mut String, name: &str, kind: &str, help: &str, value: &dyn Fn(&PartitionMetrics) -> Option<String>| {
+            header(out, name, kind, help);
+            for (partition, known) in &snapshot.per_partition {
+                if let Some(value) = value(known) {
+                    let _ = writeln!(out, "{name}{{topic=\"{topic}\",partition=\"{partition}\"}} {value}");
+                }
+            }
+        };
+    per_partition(
+        out,
+        "streamflow_records_read_total",
+        "counter",
+        "Records read, accepted or not, by partition.",
+        &|p| Some(p.records.to_string()),
+    );
+    per_partition(
+        out,
+        "streamflow_consumer_lag",
+        "gauge",
+        "Records in the log beyond the next offset, by partition.",
+        &|p| p.lag.map(|lag| lag.to_string()),
+    );
+    per_partition(
+        out,
+        "streamflow_partition_idle",
+        "gauge",
+        "Whether a partition is idle and does not hold the watermark back.",
+        &|p| Some(u8::from(p.state == streamflow_core::PartitionState::Idle).to_string()),
+    );
+    per_partition(
+        out,
+        "streamflow_partition_watermark_timestamp_seconds",
+        "gauge",
+        "The largest event time read of a partition, in seconds since 1970.",
+        &|p| p.max_ts.map(|ts| seconds_since_1970(ts.micros())),
+    );
     header(
         out,
         "streamflow_dead_letters_total",
@@ -212,35 +323,43 @@ fn render_pipeline(out: &mut String, metrics: &Metrics) {
     for (reason, count) in reasons {
         let _ = writeln!(out, "streamflow_dead_letters_total{{reason=\"{reason}\"}} {count}");
     }
-    header(out, "streamflow_consumer_lag", "gauge", "Records in the log beyond the next offset, by partition.");
-    for (partition, known) in &snapshot.per_partition {
-        if let Some(lag) = known.lag {
-            let _ = writeln!(out, "streamflow_consumer_lag{{partition=\"{partition}\"}} {lag}");
-        }
-    }
     header(
         out,
-        "streamflow_partition_idle",
+        "streamflow_pipeline_watermark_timestamp_seconds",
         "gauge",
-        "Whether a partition is idle and does not hold the watermark back.",
+        "The pipeline watermark (the least of the partitions' that are not idle), in seconds since 1970.",
     );
-    for (partition, known) in &snapshot.per_partition {
-        let idle = u8::from(known.state == streamflow_core::PartitionState::Idle);
-        let _ = writeln!(out, "streamflow_partition_idle{{partition=\"{partition}\"}} {idle}");
-    }
-    header(out, "streamflow_pipeline_watermark_seconds", "gauge", "The pipeline watermark, in seconds since 1970.");
     if let Some(watermark) = snapshot.pipeline_watermark {
-        let _ = writeln!(out, "streamflow_pipeline_watermark_seconds {}", watermark.micros() as f64 / 1e6);
+        let _ =
+            writeln!(out, "streamflow_pipeline_watermark_timestamp_seconds {}", seconds_since_1970(watermark.micros()));
     }
-    let gauges = [
+    let series = [
         ("streamflow_open_windows", "gauge", "(window, stream) pairs held in memory.", snapshot.open_windows),
+        (
+            "streamflow_open_windows_peak",
+            "gauge",
+            "The most (window, stream) pairs held at once.",
+            snapshot.open_windows_peak,
+        ),
         ("streamflow_epochs_total", "counter", "Epochs delivered to the sink.", snapshot.epochs as i64),
         ("streamflow_row_changes_total", "counter", "Row changes delivered to the sink.", snapshot.row_changes as i64),
     ];
-    for (name, kind, help, value) in gauges {
+    for (name, kind, help, value) in series {
         header(out, name, kind, help);
         let _ = writeln!(out, "{name} {value}");
     }
+    let name = "streamflow_freshness_seconds";
+    header(
+        out,
+        name,
+        "histogram",
+        "Per commit and partition, the age of the newest record committed: from its Kafka timestamp to the commit.",
+    );
+    render_histogram(out, name, "", metrics.freshness());
+}
+
+fn seconds_since_1970(micros: i64) -> String {
+    format!("{:.6}", micros as f64 / 1e6)
 }
 
 fn render_postgres(out: &mut String, stats: &PostgresStats) {
@@ -256,6 +375,18 @@ fn render_postgres(out: &mut String, stats: &PostgresStats) {
     for (name, help, value) in counters {
         header(out, name, "counter", help);
         let _ = writeln!(out, "{name} {}", value.load(Relaxed));
+    }
+    header(out, "streamflow_sink_db_up", "gauge", "Whether the sink's last attempt reached PostgreSQL (1) or not (0).");
+    let _ = writeln!(out, "streamflow_sink_db_up {}", u8::from(stats.database_up.load(Relaxed)));
+    let last = stats.last_commit_micros.load(Relaxed);
+    header(
+        out,
+        "streamflow_last_commit_timestamp_seconds",
+        "gauge",
+        "When the sink's last successful commit ended, in seconds since 1970.",
+    );
+    if last > 0 {
+        let _ = writeln!(out, "streamflow_last_commit_timestamp_seconds {}", seconds_since_1970(last));
     }
 }
 

@@ -8,11 +8,11 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 use streamflow_core::kafka::{Compression, PartitionProducer, Produced};
 use streamflow_core::{EventTime, Generator, GeneratorConfig};
 
-use crate::cli::GenerateArgs;
+use crate::cli::{CompressionArg, GenerateArgs};
 
 /// Records per produce request.
 const BATCH_RECORDS: usize = 2_000;
@@ -71,19 +71,18 @@ fn to_file(config: &GeneratorConfig, path: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn compression(name: &str) -> anyhow::Result<Compression> {
-    Ok(match name {
-        "none" => Compression::None,
-        "gzip" => Compression::Gzip,
-        "lz4" => Compression::Lz4,
-        "zstd" => Compression::Zstd,
-        // Snappy is left out on purpose: some Kafka-compatible brokers cannot serve it back.
-        other => bail!("unknown --compression {other:?}: use none, gzip, lz4 or zstd"),
-    })
+/// Snappy is left out on purpose: some Kafka-compatible brokers cannot serve it back.
+fn compression(choice: CompressionArg) -> Compression {
+    match choice {
+        CompressionArg::None => Compression::None,
+        CompressionArg::Gzip => Compression::Gzip,
+        CompressionArg::Lz4 => Compression::Lz4,
+        CompressionArg::Zstd => Compression::Zstd,
+    }
 }
 
 async fn to_kafka(config: &GeneratorConfig, args: &GenerateArgs) -> anyhow::Result<()> {
-    let compression = compression(&args.compression)?;
+    let compression = compression(args.compression);
     let topic = &args.kafka.topic;
     let client = super::kafka_client(&args.kafka).await?;
     let partitions = match super::topic_partitions(&client, &args.kafka).await? {

@@ -31,6 +31,11 @@ pub fn run(command: Command) -> anyhow::Result<()> {
         Command::Offsets(args) => offsets::run(args),
         Command::Reset(args) => reset::run(args),
         Command::DeadLetters(action) => dead_letters::run(action),
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            clap_complete::generate(shell, &mut crate::cli::Cli::command(), "streamflow", &mut std::io::stdout());
+            Ok(())
+        }
     }
 }
 

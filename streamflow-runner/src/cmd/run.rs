@@ -54,7 +54,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         Some(postgres) if args.pipeline.cluster.writes_results() => {
             let url = postgres.url.clone();
             let (offsets, committed) = super::group::channel();
+            let metrics = Arc::clone(pipeline.metrics());
             let sink = PostgresSink::connect(postgres).context("cannot use the database")?.on_commit(move |at| {
+                metrics.committed(at);
                 let _ = offsets.send(at.clone());
             });
             let group = GroupCommit {
@@ -128,6 +130,7 @@ fn run_pipeline(
     group: Option<GroupCommit>,
 ) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let topic = kafka.topic.clone();
     let group = group.map(|g| runtime.spawn(super::group::commit(g.client, g.group, g.topic, g.committed)));
     let kafka = Arc::new(Kafka::connect(kafka).context("cannot use Kafka")?);
     let sources =
@@ -138,7 +141,7 @@ fn run_pipeline(
     runtime.spawn(stop_on_signals(move || control.stop()));
     let (stopped, on_stopped) = tokio::sync::oneshot::channel::<()>();
     let server = http.map(|http| {
-        http.telemetry.with_pipeline(Arc::clone(running.control().metrics()));
+        http.telemetry.with_pipeline(Arc::clone(running.control().metrics()), &topic);
         runtime.spawn(api::serve(http.addr, http.store, http.telemetry, http.cache_ttl, async {
             let _ = on_stopped.await;
         }))

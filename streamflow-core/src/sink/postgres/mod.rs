@@ -24,7 +24,7 @@ mod schema;
 mod write;
 
 use std::collections::{BTreeMap, VecDeque};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering::Relaxed};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -96,6 +96,8 @@ pub struct PostgresStats {
     pub database_up: AtomicBool,
     /// How long commits take.
     pub commit_seconds: Histogram,
+    /// When the last commit ended, in microseconds since 1970 (0: none yet).
+    pub last_commit_micros: AtomicI64,
     recent_commits: Mutex<VecDeque<Duration>>,
 }
 
@@ -106,6 +108,7 @@ impl PostgresStats {
     fn committed(&self, took: Duration) {
         self.commits.fetch_add(1, Relaxed);
         self.commit_seconds.observe(took);
+        self.last_commit_micros.store(crate::time::EventTime::now().micros(), Relaxed);
         let mut recent = self.recent_commits.lock().unwrap_or_else(|e| e.into_inner());
         if recent.len() == Self::RECENT_COMMITS {
             recent.pop_front();
