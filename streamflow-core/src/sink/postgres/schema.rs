@@ -20,6 +20,7 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
     (1, "001_tables.sql", include_str!("../../../sql/001_tables.sql")),
     (2, "002_pipelines.sql", include_str!("../../../sql/002_pipelines.sql")),
     (3, "003_any_schema.sql", include_str!("../../../sql/003_any_schema.sql")),
+    (4, "004_fillfactor.sql", include_str!("../../../sql/004_fillfactor.sql")),
 ];
 
 /// The tables the migrations create.
@@ -197,7 +198,11 @@ fn ensure_table(
                 format!("{name} {sql_type}{}{default}", if *nullable { "" } else { " NOT NULL" })
             })
             .collect();
-        client.batch_execute(&format!("CREATE TABLE {table} ({}, {key})", definitions.join(", ")))?;
+        // Room for HOT updates of open windows' rows, as sql/004_fillfactor.sql explains.
+        client.batch_execute(&format!(
+            "CREATE TABLE {table} ({}, {key}) WITH (fillfactor = 70)",
+            definitions.join(", ")
+        ))?;
         if !index.is_empty() {
             client.batch_execute(index)?;
         }

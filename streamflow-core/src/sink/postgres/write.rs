@@ -1,9 +1,11 @@
 //! The statements of one commit, and the reading of the checkpoint back.
 //!
-//! Every statement is a bulk one over arrays (`UNNEST`), prepared once per connection; every
-//! value written is absolute, so writing the same batch twice (a retry after a commit whose
-//! answer was lost) leaves the same tables. The first statement checks that this process still
-//! is the pipeline's writer (see `fence`).
+//! The rows go in by binary `COPY` into a temporary staging table, then one
+//! `INSERT … SELECT … ON CONFLICT` in key order moves them into the results; every other
+//! statement is a bulk one over arrays (`UNNEST`), prepared once per connection. Every value
+//! written is absolute, so writing the same batch twice (a retry after a commit whose answer was
+//! lost) leaves the same tables. The first statement checks that this process still is the
+//! pipeline's writer (see `fence`).
 //!
 //! No record can make a commit fail: keys were checked when decoded, stored text holds no
 //! U+0000 ([`crate::StoredText`]), dead letters go in statements of bounded size however large
@@ -13,7 +15,8 @@
 use std::collections::BTreeMap;
 use std::time::SystemTime;
 
-use postgres::types::ToSql;
+use postgres::binary_copy::BinaryCopyInWriter;
+use postgres::types::{ToSql, Type};
 use postgres::{Client, Statement};
 
 use super::config::PostgresConfig;
@@ -50,8 +53,14 @@ impl Commit {
     }
 }
 
+/// The temporary table the rows of a commit are copied into; emptied at each commit.
+const STAGED: &str = "streamflow_staged_rows";
+
 /// The prepared statements of one connection.
 pub(super) struct Statements {
+    /// `COPY` of the rows into [`STAGED`], and the types of its columns.
+    copy_rows: String,
+    staged_types: Vec<Type>,
     rows: Statement,
     state: Option<Statement>,
     dead_letters: Statement,
@@ -70,27 +79,36 @@ fn value_sql(alias: &str, number: Number) -> String {
     }
 }
 
-/// The upsert of rows of `columns`: every value an array parameter. The names are identifiers
-/// the description checked.
+/// The staging table of `columns`' rows, its `COPY` and the types of its columns, in order.
+fn staging_sql(columns: &Columns) -> (String, String, Vec<Type>) {
+    let values: Vec<String> = (0..columns.len()).map(|i| format!("c{i} int8")).collect();
+    let create = format!(
+        "CREATE TEMP TABLE IF NOT EXISTS {STAGED} (ws timestamptz, we timestamptz, k text, {}, fin bool)
+         ON COMMIT DELETE ROWS",
+        values.join(", ")
+    );
+    let names: Vec<String> = (0..columns.len()).map(|i| format!("c{i}")).collect();
+    let copy = format!("COPY {STAGED} (ws, we, k, {}, fin) FROM STDIN (FORMAT binary)", names.join(", "));
+    let mut types = vec![Type::TIMESTAMPTZ, Type::TIMESTAMPTZ, Type::TEXT];
+    types.extend((0..columns.len()).map(|_| Type::INT8));
+    types.push(Type::BOOL);
+    (create, copy, types)
+}
+
+/// The upsert of the staged rows, in key order (two writers of one table, were there ever two,
+/// would lock its rows in the same order). The names are identifiers the description checked.
 fn rows_sql(columns: &Columns) -> String {
     let (table, key) = (columns.table(), columns.key());
     let names: Vec<&str> = columns.iter().map(|c| c.name.as_str()).collect();
     let values: Vec<String> = columns.iter().enumerate().map(|(i, c)| value_sql(&format!("c{i}"), c.number)).collect();
-    let arrays: Vec<String> = (0..columns.len()).map(|i| format!("${}::int8[]", i + 4)).collect();
-    let aliases: Vec<String> = (0..columns.len()).map(|i| format!("c{i}")).collect();
     let updates: Vec<String> = names.iter().map(|n| format!("{n} = excluded.{n}")).collect();
     format!(
         "INSERT INTO {table} AS m (window_start, window_end, {key}, {names}, is_final, updated_at)
-         SELECT ws, we, k, {values}, fin, now()
-         FROM UNNEST($1::timestamptz[], $2::timestamptz[], $3::text[], {arrays}, ${fin}::bool[])
-              AS t(ws, we, k, {aliases}, fin)
+         SELECT ws, we, k, {values}, fin, now() FROM {STAGED} ORDER BY ws, k
          ON CONFLICT (window_start, {key}) DO UPDATE SET window_end = excluded.window_end, {updates},
              is_final = excluded.is_final, updated_at = excluded.updated_at",
         names = names.join(", "),
         values = values.join(", "),
-        arrays = arrays.join(", "),
-        fin = columns.len() + 4,
-        aliases = aliases.join(", "),
         updates = updates.join(", "),
     )
 }
@@ -125,7 +143,11 @@ impl Statements {
             Some(table) if columns.running().next().is_some() => Some(client.prepare(&state_sql(columns, table))?),
             _ => None,
         };
+        let (create_staged, copy_rows, staged_types) = staging_sql(columns);
+        client.batch_execute(&create_staged)?;
         Ok(Statements {
+            copy_rows,
+            staged_types,
             rows: client.prepare(&rows_sql(columns))?,
             state,
             dead_letters: client.prepare(
@@ -191,16 +213,23 @@ pub(super) fn write(
     if !batch.rows.is_empty() {
         let columns = &statements.columns;
         let rows: Vec<&GenericRow> = batch.rows.iter().map(RowChange::row).collect();
-        let starts: Vec<SystemTime> = rows.iter().map(|r| r.window_start.into()).collect();
-        let ends: Vec<SystemTime> = rows.iter().map(|r| r.window_end.into()).collect();
-        let keys: Vec<&str> = rows.iter().map(|r| r.key.as_str()).collect();
-        let values: Vec<Vec<Option<i64>>> =
-            (0..columns.len()).map(|i| rows.iter().map(|r| stored(columns, i, r)).collect()).collect();
-        let finals: Vec<bool> = batch.rows.iter().map(RowChange::is_final).collect();
-        let mut parameters: Vec<&(dyn ToSql + Sync)> = vec![&starts, &ends, &keys];
-        parameters.extend(values.iter().map(|v| v as &(dyn ToSql + Sync)));
-        parameters.push(&finals);
-        tx.execute(&statements.rows, &parameters)?;
+        let mut staged = BinaryCopyInWriter::new(tx.copy_in(&statements.copy_rows)?, &statements.staged_types);
+        let mut values: Vec<Option<i64>> = Vec::with_capacity(columns.len());
+        for change in &batch.rows {
+            let row = change.row();
+            let (start, end) = (SystemTime::from(row.window_start), SystemTime::from(row.window_end));
+            let key = row.key.as_str();
+            let fin = change.is_final();
+            values.clear();
+            values.extend((0..columns.len()).map(|i| stored(columns, i, row)));
+            let mut fields: Vec<&(dyn ToSql + Sync)> = Vec::with_capacity(columns.len() + 4);
+            fields.extend([&start as &(dyn ToSql + Sync), &end, &key]);
+            fields.extend(values.iter().map(|v| v as &(dyn ToSql + Sync)));
+            fields.push(&fin);
+            staged.write(&fields)?;
+        }
+        staged.finish()?;
+        tx.execute(&statements.rows, &[])?;
 
         if let Some(state) = &statements.state {
             // Each key's newest changed window; the statement keeps a newer one already stored.
