@@ -53,6 +53,20 @@ impl RecordBatch {
         RecordBatch { partition, next_offset, ..RecordBatch::default() }
     }
 
+    /// An empty batch with room for `records` records of `bytes` bytes in all, so that filling
+    /// it moves nothing.
+    pub fn with_capacity(partition: PartitionId, next_offset: Offset, records: usize, bytes: usize) -> RecordBatch {
+        RecordBatch {
+            partition,
+            next_offset,
+            offsets: Vec::with_capacity(records),
+            key_lens: Vec::with_capacity(records),
+            ends: Vec::with_capacity(records),
+            data: Vec::with_capacity(bytes),
+            ..RecordBatch::default()
+        }
+    }
+
     /// Appends a record without a key; the next offset moves past it.
     pub fn push(&mut self, offset: Offset, payload: &[u8]) {
         self.push_keyed(offset, None, payload);

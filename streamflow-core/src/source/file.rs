@@ -20,6 +20,8 @@ pub struct FileSource {
     next_offset: Offset,
     line: Vec<u8>,
     exhausted: bool,
+    /// Bytes of the last full batch: the next one is made that large at once.
+    batch_bytes: usize,
 }
 
 impl FileSource {
@@ -40,7 +42,7 @@ impl FileSource {
 
     /// Reads lines from any buffered reader; `name` appears in errors.
     pub fn from_reader(name: impl Into<String>, reader: Box<dyn BufRead + Send>) -> FileSource {
-        FileSource { name: name.into(), reader, next_offset: 0, line: Vec::new(), exhausted: false }
+        FileSource { name: name.into(), reader, next_offset: 0, line: Vec::new(), exhausted: false, batch_bytes: 0 }
     }
 
     /// Reads the next line into `self.line`, without its line ending; false at the end.
@@ -66,6 +68,8 @@ impl Source for FileSource {
     fn resume(&mut self, from: &BTreeMap<PartitionId, Offset>) -> Result<(), SourceError> {
         let offset = from.get(&Self::PARTITION).copied().unwrap_or(0);
         while self.next_offset < offset && self.read_line()? {}
+        // `poll` takes what `line` holds for the start of its next line.
+        self.line.clear();
         Ok(())
     }
 
@@ -77,17 +81,52 @@ impl Source for FileSource {
         if self.exhausted {
             return Ok(Polled::Exhausted);
         }
-        let mut batch = RecordBatch::new(Self::PARTITION, self.next_offset);
+        let mut batch = RecordBatch::with_capacity(Self::PARTITION, self.next_offset, max_records, self.batch_bytes);
+        // Whole lines go from the reader's buffer straight into the batch; only a line that
+        // straddles two fills of the buffer is put together in `self.line` first.
         while batch.len() < max_records {
-            if !self.read_line()? {
+            let buffer = self.reader.fill_buf().map_err(|source| Error::io(&self.name, source))?;
+            if buffer.is_empty() {
+                if !self.line.is_empty() {
+                    push_line(&mut batch, &mut self.next_offset, &self.line);
+                    self.line.clear();
+                }
                 self.exhausted = true;
                 batch.state = PartitionState::Finished;
                 break;
             }
-            batch.push(self.next_offset - 1, &self.line);
+            let mut used = 0;
+            while batch.len() < max_records {
+                let Some(at) = memchr::memchr(b'\n', &buffer[used..]) else { break };
+                let end = used + at;
+                if self.line.is_empty() {
+                    push_line(&mut batch, &mut self.next_offset, &buffer[used..end]);
+                } else {
+                    self.line.extend_from_slice(&buffer[used..end]);
+                    push_line(&mut batch, &mut self.next_offset, &self.line);
+                    self.line.clear();
+                }
+                used = end + 1;
+            }
+            if batch.len() < max_records {
+                // The rest of the buffer is the start of a line.
+                self.line.extend_from_slice(&buffer[used..]);
+                used = buffer.len();
+            }
+            self.reader.consume(used);
+        }
+        if batch.len() == max_records {
+            self.batch_bytes = batch.payload_bytes();
         }
         Ok(Polled::Records(batch))
     }
+}
+
+/// Appends `line` (its `\n` removed) without a `\r` before it, as the record at `next_offset`.
+fn push_line(batch: &mut RecordBatch, next_offset: &mut Offset, line: &[u8]) {
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    batch.push(*next_offset, line);
+    *next_offset += 1;
 }
 
 #[cfg(test)]
@@ -114,6 +153,18 @@ mod tests {
             vec![(0, b"a".to_vec()), (1, b"".to_vec()), (2, b"ccc".to_vec()), (3, b"last-without-newline".to_vec())];
         assert_eq!(records, expected);
         assert!(matches!(source.poll(2).unwrap(), Polled::Exhausted));
+    }
+
+    #[test]
+    fn lines_across_the_reader_buffer_are_whole() {
+        let text = "first line\r\n\nthe third, longer than the buffer\nlast";
+        for capacity in [1, 2, 3, 7, 64] {
+            let reader = io::BufReader::with_capacity(capacity, io::Cursor::new(text));
+            let mut source = FileSource::from_reader("test", Box::new(reader));
+            let lines: Vec<Vec<u8>> = read_all(&mut source).into_iter().map(|(_, line)| line).collect();
+            let expected: Vec<&[u8]> = vec![b"first line", b"", b"the third, longer than the buffer", b"last"];
+            assert_eq!(lines, expected, "buffer of {capacity}");
+        }
     }
 
     #[test]
