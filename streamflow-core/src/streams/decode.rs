@@ -1,8 +1,9 @@
 //! Bytes to an [`Event`] of spec §1, or the [`Refusal`] that says which rule they broke.
 //!
-//! One pass of `serde_json` over the payload, borrowing strings from it where they have no
-//! escapes. Every field is read loosely first and checked afterwards, so that a mistyped field
-//! yields its own reason instead of a generic parse error. When the payload has no `stream_id`,
+//! One pass over the payload: the scanner of [`super::scan`] for the flat objects producers
+//! send, else `serde_json`, both borrowing strings from it where they have no escapes. Every
+//! field is read loosely first and checked afterwards, so that a mistyped field yields its own
+//! reason instead of a generic parse error. When the payload has no `stream_id`,
 //! the record's key is the `stream_id`, under the same rules.
 
 use std::borrow::Cow;
@@ -97,6 +98,17 @@ pub fn decode(payload: &[u8]) -> Result<Event, Refusal> {
 /// ```
 pub fn decode_record(key: Option<&[u8]>, payload: &[u8]) -> Result<Event, Refusal> {
     let text = json::text(payload)?;
+    let fields = match super::scan::scan(text) {
+        Some(fields) => fields,
+        None => serde_json::from_str(text).map_err(|e| json::refusal(&e))?,
+    };
+    fields.check(key)
+}
+
+/// [`decode_record`] through serde_json alone: what the scanner must agree with.
+#[cfg(test)]
+fn decode_record_with_serde(key: Option<&[u8]>, payload: &[u8]) -> Result<Event, Refusal> {
+    let text = json::text(payload)?;
     let fields: Fields<'_> = serde_json::from_str(text).map_err(|e| json::refusal(&e))?;
     fields.check(key)
 }
@@ -113,7 +125,7 @@ pub fn event_id(payload: &[u8]) -> Option<StoredText> {
 
 /// A field as it came, before its rule is applied.
 #[derive(Default)]
-enum Loose<'a> {
+pub(super) enum Loose<'a> {
     #[default]
     Absent,
     Null,
@@ -121,16 +133,17 @@ enum Loose<'a> {
     Other,
 }
 
+/// The fields of spec §1 as they came; numbers as their JSON text.
 #[derive(Default)]
-struct Fields<'a> {
-    event_id: Loose<'a>,
-    ts: Loose<'a>,
-    event_type: Loose<'a>,
-    stream_id: Loose<'a>,
-    user_id: Loose<'a>,
-    message_len: Option<&'a RawValue>,
-    amount_usd: Option<&'a RawValue>,
-    amount: Option<&'a RawValue>,
+pub(super) struct Fields<'a> {
+    pub(super) event_id: Loose<'a>,
+    pub(super) ts: Loose<'a>,
+    pub(super) event_type: Loose<'a>,
+    pub(super) stream_id: Loose<'a>,
+    pub(super) user_id: Loose<'a>,
+    pub(super) message_len: Option<&'a str>,
+    pub(super) amount_usd: Option<&'a str>,
+    pub(super) amount: Option<&'a str>,
 }
 
 impl<'a> Fields<'a> {
@@ -172,7 +185,7 @@ impl<'a> Fields<'a> {
             _ => return Err(refuse(Reason::BadUserId)),
         };
         let message_len =
-            match self.message_len.map(RawValue::get) {
+            match self.message_len {
                 None | Some("null") => None,
                 Some(text) => Some(json_count(text).ok_or_else(|| {
                     refuse(Reason::BadMessageLen).with_detail(format!("message_len {}", quoted(text)))
@@ -180,13 +193,13 @@ impl<'a> Fields<'a> {
             };
         // Amounts count on donations only; `amount` stands in when `amount_usd` is absent or null.
         let amount = if kind == EventType::Donation {
-            let raw = [self.amount_usd, self.amount].into_iter().flatten().find(|raw| raw.get() != "null");
+            let raw = [self.amount_usd, self.amount].into_iter().flatten().find(|raw| *raw != "null");
             let raw = raw.ok_or_else(|| refuse(Reason::MissingAmount))?;
-            match Cents::from_json_number(raw.get()) {
+            match Cents::from_json_number(raw) {
                 Ok(cents) => Some(cents),
                 Err(AmountError::NotANumber) => return Err(refuse(Reason::BadAmount)),
                 Err(AmountError::OutOfRange) => {
-                    return Err(refuse(Reason::AmountOutOfRange).with_detail(format!("amount {}", quoted(raw.get()))))
+                    return Err(refuse(Reason::AmountOutOfRange).with_detail(format!("amount {}", quoted(raw))))
                 }
             }
         } else {
@@ -247,9 +260,9 @@ impl<'de> Visitor<'de> for FieldsVisitor {
                 "event_type" => fields.event_type = map.next_value()?,
                 "stream_id" => fields.stream_id = map.next_value()?,
                 "user_id" => fields.user_id = map.next_value()?,
-                "message_len" => fields.message_len = Some(map.next_value()?),
-                "amount_usd" => fields.amount_usd = Some(map.next_value()?),
-                "amount" => fields.amount = Some(map.next_value()?),
+                "message_len" => fields.message_len = Some(map.next_value::<&RawValue>()?.get()),
+                "amount_usd" => fields.amount_usd = Some(map.next_value::<&RawValue>()?.get()),
+                "amount" => fields.amount = Some(map.next_value::<&RawValue>()?.get()),
                 _ => {
                     map.next_value::<IgnoredAny>()?;
                 }
@@ -481,5 +494,143 @@ mod tests {
         let refused = decode(with("ts", Some("\"soon\"")).as_bytes()).unwrap_err();
         assert_eq!(refused.event_id.as_deref(), Some("e-1"));
         assert!(refused.detail.unwrap().contains("soon"));
+    }
+
+    /// The scanner and serde_json agree on everything: generated valid events, malformed ones
+    /// of every reason, and adversarial bytes made of the pieces a scanner gets wrong —
+    /// escapes, nesting, numbers at the edges of JSON's grammar, whitespace, duplicates,
+    /// trailing bytes, control characters, cut payloads.
+    mod scanner_agrees_with_serde {
+        use super::*;
+        use crate::streams::generator::{Generator, GeneratorConfig};
+        use proptest::prelude::*;
+
+        fn agree(key: Option<&[u8]>, payload: &[u8]) {
+            assert_eq!(
+                decode_record(key, payload),
+                decode_record_with_serde(key, payload),
+                "{:?} (key {key:?})",
+                String::from_utf8_lossy(payload)
+            );
+        }
+
+        #[test]
+        fn on_generated_events_valid_late_and_malformed() {
+            let config = GeneratorConfig {
+                events: Some(50_000),
+                late_ratio: 0.05,
+                bad_ratio: 0.2,
+                ..GeneratorConfig::default()
+            };
+            let mut generator = Generator::new(&config, 0);
+            let mut payload = Vec::new();
+            let mut scanned = 0;
+            while generator.next_into(&mut payload).is_some() {
+                agree(None, &payload);
+                agree(Some(b"k"), &payload);
+                let text = std::str::from_utf8(&payload).unwrap_or("");
+                scanned += usize::from(crate::streams::scan::scan(text).is_some());
+                for cut in [1, payload.len() / 2, payload.len().saturating_sub(1)] {
+                    agree(None, &payload[..cut.min(payload.len())]);
+                }
+            }
+            // The fast path is taken for the events producers send.
+            assert!(scanned > 40_000, "{scanned}");
+        }
+
+        fn key() -> impl Strategy<Value = String> {
+            prop::sample::select(vec![
+                "event_id",
+                "ts",
+                "event_type",
+                "stream_id",
+                "user_id",
+                "message_len",
+                "amount_usd",
+                "amount",
+                "extra",
+                "t\\u0073",
+                "stream_id ",
+                "",
+            ])
+            .prop_map(str::to_owned)
+        }
+
+        fn value() -> impl Strategy<Value = String> {
+            let fixed = prop::sample::select(vec![
+                "\"2025-12-20T18:34:38Z\"",
+                "\"2025-12-20T18:34:38.5+01:00\"",
+                "\"chat_message\"",
+                "\"donation\"",
+                "\"viewer_join\"",
+                "\"s1\"",
+                "\"\"",
+                "\"a\\u0000b\"",
+                "\"\\\"q\"",
+                "\"tab\there\"",
+                "\"\u{e9}t\u{e9}\"",
+                "null",
+                "true",
+                "false",
+                "nul",
+                "0",
+                "-0",
+                "01",
+                "1.",
+                ".5",
+                "1.005",
+                "-1",
+                "1e2",
+                "1E+2",
+                "1e",
+                "2e-3",
+                "1e400",
+                "-1e400",
+                "18446744073709551616",
+                "99999999999999999999.99",
+                "{}",
+                "{\"a\":[1,{}]}",
+                "[]",
+                "[1,2",
+                "\"unterminated",
+                "\"ctl\u{1}\"",
+                " 7 ",
+                "\u{3000}1",
+            ])
+            .prop_map(str::to_owned);
+            prop_oneof![
+                4 => fixed,
+                1 => "[0-9]{1,30}(\\.[0-9]{0,5})?",
+                1 => "\"[ -~]{0,12}\"",
+            ]
+        }
+
+        fn payload() -> impl Strategy<Value = String> {
+            let whitespace = prop::sample::select(vec!["", " ", "\n", "\t ", "\r\n"]);
+            (
+                prop::collection::vec((key(), value(), whitespace.clone()), 0..9),
+                whitespace,
+                prop::sample::select(vec!["", "", "", " ", "x", "}", ",", "\u{feff}"]),
+                any::<bool>(),
+            )
+                .prop_map(|(fields, space, trailing, leading_bom)| {
+                    let body: Vec<String> = fields.iter().map(|(k, v, w)| format!("{w}\"{k}\"{w}:{w}{v}{w}")).collect();
+                    let bom = if leading_bom { "\u{feff}" } else { "" };
+                    format!("{bom}{space}{{{}}}{trailing}", body.join(","))
+                })
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(4000))]
+            #[test]
+            fn on_adversarial_objects(payload in payload(), key in prop::option::of("[a-z\\x00]{0,3}")) {
+                agree(key.as_deref().map(str::as_bytes), payload.as_bytes());
+            }
+
+            #[test]
+            fn on_arbitrary_bytes(bytes in prop::collection::vec(any::<u8>(), 0..64)) {
+                agree(None, &bytes);
+            }
+        }
     }
 }

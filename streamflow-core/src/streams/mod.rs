@@ -11,6 +11,7 @@ pub mod decode;
 pub mod event;
 pub mod generator;
 mod row;
+mod scan;
 
 use std::sync::OnceLock;
 
