@@ -1,7 +1,10 @@
 //! The `Decode` operator: decodes batches, dealt round-robin over the workers of the process
 //! that read them, so that even a single partition is decoded in parallel and no payload crosses
-//! the network; the `Window` operator puts each partition's batches
-//! back in order.
+//! the network; the `Window` operator puts each partition's batches back in order.
+//!
+//! A partition's batches skip the worker that windows it, when it is of this process and has
+//! company: that worker already reads and windows the partition (one worker for a file), and
+//! would otherwise be the slowest stage of the pipeline.
 
 use std::ops::Range;
 use std::sync::Arc;
@@ -19,9 +22,16 @@ pub fn decode<'scope, S: Schema>(
     schema: Arc<S>,
     local: Range<usize>,
 ) -> StreamVec<'scope, u64, DecodedBatch<S::Event>> {
+    let peers = batches.scope().peers() as u64;
     let (first, count) = (local.start as u64, local.len().max(1) as u64);
-    let deal =
-        Exchange::new(move |batch: &RecordBatch| first + u64::from(batch.partition).wrapping_add(batch.seq) % count);
+    let deal = Exchange::new(move |batch: &RecordBatch| {
+        let turn = u64::from(batch.partition).wrapping_add(batch.seq);
+        // The worker that windows the partition (see `window`), by its place in this process.
+        match (u64::from(batch.partition) % peers).checked_sub(first).filter(|&owner| owner < count && count > 1) {
+            Some(owner) => first + (owner + 1 + turn % (count - 1)) % count,
+            None => first + turn % count,
+        }
+    });
     batches.unary(deal, "Decode", move |_capability, _info| {
         move |input, output| {
             input.for_each_stamp(|cap, batches| {
