@@ -14,6 +14,8 @@ const LAYERS: &[&str] = &[
     "position",
     "retry",
     "dead_letter",
+    // certificates, for the connectors
+    "tls",
     // the seam, and what a restart needs
     "schema",
     "batch",

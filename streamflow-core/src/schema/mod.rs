@@ -144,15 +144,20 @@ impl<A: Slots> Abelian for Sums<A> {
 }
 
 /// What one worker has seen of one key in one window for its distinct and its min and max
-/// columns: what decides whether an event changes them. The first distinct column's set and
-/// the first two extremes are kept inline: one (window, key) of a usual schema allocates no more
-/// than its set.
+/// columns: what decides whether an event changes them. The first distinct column's set is kept
+/// inline and the rest behind one pointer: one (window, key) of the live-stream schema holds 40
+/// bytes here besides its set (the state of every open window is made of these).
 #[derive(Clone, Debug, Default)]
 pub struct Seen {
     distinct: FxHashSet<Key>,
-    more_distinct: Vec<FxHashSet<Key>>,
-    extremes: [Option<i64>; 2],
-    more_extremes: Vec<Option<i64>>,
+    more: Option<Box<MoreSeen>>,
+}
+
+/// The distinct sets after the first, and the extremes.
+#[derive(Clone, Debug, Default)]
+struct MoreSeen {
+    distinct: Vec<FxHashSet<Key>>,
+    extremes: Vec<Option<i64>>,
 }
 
 impl Seen {
@@ -160,24 +165,21 @@ impl Seen {
         match group {
             0 => &mut self.distinct,
             _ => {
-                if self.more_distinct.len() < group {
-                    self.more_distinct.resize_with(group, FxHashSet::default);
+                let more = &mut self.more.get_or_insert_with(Box::default).distinct;
+                if more.len() < group {
+                    more.resize_with(group, FxHashSet::default);
                 }
-                &mut self.more_distinct[group - 1]
+                &mut more[group - 1]
             }
         }
     }
 
     fn extreme(&mut self, group: usize) -> &mut Option<i64> {
-        match group {
-            0 | 1 => &mut self.extremes[group],
-            _ => {
-                if self.more_extremes.len() < group - 1 {
-                    self.more_extremes.resize(group - 1, None);
-                }
-                &mut self.more_extremes[group - 2]
-            }
+        let extremes = &mut self.more.get_or_insert_with(Box::default).extremes;
+        if extremes.len() <= group {
+            extremes.resize(group + 1, None);
         }
+        &mut extremes[group]
     }
 }
 
