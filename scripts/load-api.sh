@@ -23,7 +23,7 @@ port=$(free_port)
 pg_init "$work/pg" rt rt realtime "$port"
 url="postgres://rt:rt@127.0.0.1:$port/realtime"
 psql=("$(pg_bindir)/psql" -q "$url" -v ON_ERROR_STOP=1)
-"${psql[@]}" -f sql/001_tables.sql
+for migration in sql/0*.sql; do "${psql[@]}" -f "$migration"; done
 say "loading 1,008,000 rows"
 "${psql[@]}" <<'SQL'
 INSERT INTO stream_metrics_minute (window_start, window_end, stream_id, events, chat_messages, donations_count,
@@ -33,6 +33,9 @@ SELECT t, t + interval '1 minute', 'stream_' || s, 100 + (m * 7 + s * 13) % 400,
        (m + s) % 120 - (m * 5 + s) % 110, 50 + (m * 11 + s) % 300, (m * 13 + s * 17) % 5000, true
 FROM generate_series(0, 10079) AS m, generate_series(1, 100) AS s,
      LATERAL (SELECT timestamptz '2025-12-20T00:00:00Z' + m * interval '1 minute' AS t) AS w;
+-- A pipeline's checkpoint, for the freshness every answer carries.
+INSERT INTO pipeline_checkpoints (pipeline, closed_through, results_table)
+VALUES ('streamflow', timestamptz '2025-12-26T23:50:00Z', 'stream_metrics_minute');
 INSERT INTO stream_state (stream_id, active_viewers, window_start)
 SELECT stream_id, active_viewers, window_start FROM stream_metrics_minute
 WHERE window_start = timestamptz '2025-12-20T00:00:00Z' + 10079 * interval '1 minute';

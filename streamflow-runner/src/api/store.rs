@@ -22,7 +22,14 @@ const DATABASE_WAIT: Duration = Duration::from_secs(1);
 pub struct Store {
     columns: Arc<Columns>,
     backend: Backend,
+    /// The freshness read last, and when: every answer carries it, and one query for it every
+    /// [`FRESHNESS_TTL`] serves them all.
+    freshness: Arc<std::sync::Mutex<Option<(std::time::Instant, Freshness)>>>,
 }
+
+/// How long the freshness read from the database is given with answers: far below the commit
+/// interval, and a fraction of the cost of reading it for each answer.
+pub const FRESHNESS_TTL: Duration = Duration::from_millis(100);
 
 #[derive(Clone)]
 enum Backend {
@@ -223,6 +230,7 @@ impl Store {
         Ok(Store {
             columns: Arc::new(columns.clone()),
             backend: Backend::Postgres(pool, Arc::new(Queries::new(columns))),
+            freshness: Arc::default(),
         })
     }
 
@@ -231,6 +239,7 @@ impl Store {
         Store {
             columns: Arc::new(columns.clone()),
             backend: Backend::Memory(Arc::new(MemoryTable(table, columns.len()))),
+            freshness: Arc::default(),
         }
     }
 
@@ -349,6 +358,10 @@ impl Store {
     pub async fn freshness(&self) -> Freshness {
         match &self.backend {
             Backend::Postgres(pool, queries) => {
+                let kept = *self.freshness.lock().unwrap_or_else(|e| e.into_inner());
+                if let Some((_, freshness)) = kept.filter(|(at, _)| at.elapsed() < FRESHNESS_TTL) {
+                    return freshness;
+                }
                 let read = async {
                     let client = pool.get().await.ok()?;
                     let statement = client.prepare_cached(&queries.freshness).await.ok()?;
@@ -358,7 +371,11 @@ impl Store {
                         last_commit: row.get(1),
                     })
                 };
-                read.await.unwrap_or_default()
+                // What could not be read is kept too: an older schema has no freshness to give.
+                let freshness = read.await.unwrap_or_default();
+                *self.freshness.lock().unwrap_or_else(|e| e.into_inner()) =
+                    Some((std::time::Instant::now(), freshness));
+                freshness
             }
             Backend::Memory(table) => table.freshness(),
         }
