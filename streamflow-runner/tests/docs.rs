@@ -192,20 +192,6 @@ fn configuration_md_lists_every_flag_of_every_command() {
     }
 }
 
-/// The series `docs/metrics.md` describes: the first backquoted name of each table row.
-fn documented_series() -> BTreeMap<String, String> {
-    let text = std::fs::read_to_string(root().join("docs/metrics.md")).unwrap();
-    text.lines()
-        .filter_map(|line| {
-            let cells: Vec<&str> = line.split('|').map(str::trim).collect();
-            let name = cells.get(1)?.strip_prefix('`')?.strip_suffix('`')?;
-            let kind = cells.get(2)?;
-            (name.starts_with("streamflow_") || name.starts_with("process_"))
-                .then(|| (name.to_owned(), kind.to_string()))
-        })
-        .collect()
-}
-
 /// The series named in a PromQL expression, without a histogram's suffixes.
 fn series_in(expression: &str) -> Vec<String> {
     let mut found = Vec::new();

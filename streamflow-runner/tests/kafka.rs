@@ -491,7 +491,7 @@ fn prometheus_serves_every_documented_series_and_health_tells_live_from_ready() 
     }
     std::thread::sleep(Duration::from_millis(300));
 
-    let documented = docs_series();
+    let documented = documented_series();
     let (types, body) = scrape(http);
     for (name, kind) in &documented {
         assert_eq!(types.get(name), Some(kind), "docs/metrics.md: {name} is a {kind}; /prometheus:\n{body}");
@@ -507,7 +507,8 @@ fn prometheus_serves_every_documented_series_and_health_tells_live_from_ready() 
             .unwrap_or_else(|| panic!("no sample of {name}:\n{body}"))
     };
     assert!(sample("streamflow_freshness_seconds_count") >= 1.0, "{body}");
-    let since_commit = rfc3339_seconds_now() - sample("streamflow_last_commit_timestamp_seconds");
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64();
+    let since_commit = now - sample("streamflow_last_commit_timestamp_seconds");
     assert!((0.0..60.0).contains(&since_commit), "{since_commit}");
     assert!(sample("process_resident_memory_bytes") > 1e6 && sample("process_cpu_seconds_total") > 0.0);
     assert_eq!(sample("streamflow_sink_db_up"), 1.0);
@@ -550,21 +551,4 @@ fn prometheus_serves_every_documented_series_and_health_tells_live_from_ready() 
         std::thread::sleep(Duration::from_millis(200));
     }
     pipeline.terminate();
-}
-
-/// The series docs/metrics.md describes, with their types.
-fn docs_series() -> BTreeMap<String, String> {
-    let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/metrics.md")).unwrap();
-    text.lines()
-        .filter_map(|line| {
-            let cells: Vec<&str> = line.split('|').map(str::trim).collect();
-            let name = cells.get(1)?.strip_prefix('`')?.strip_suffix('`')?;
-            (name.starts_with("streamflow_") || name.starts_with("process_"))
-                .then(|| (name.to_owned(), cells[2].to_owned()))
-        })
-        .collect()
-}
-
-fn rfc3339_seconds_now() -> f64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64()
 }

@@ -233,3 +233,19 @@ impl Drop for Running {
         let _ = self.0.wait();
     }
 }
+
+/// The series docs/metrics.md describes, with their types: the first two cells of each table
+/// row that names a `streamflow_` or `process_` series.
+pub fn documented_series() -> std::collections::BTreeMap<String, String> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/metrics.md");
+    let text = std::fs::read_to_string(path).unwrap();
+    text.lines()
+        .filter_map(|line| {
+            let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+            let name = cells.get(1)?.strip_prefix('`')?.strip_suffix('`')?;
+            let kind = cells.get(2)?;
+            (name.starts_with("streamflow_") || name.starts_with("process_"))
+                .then(|| (name.to_owned(), kind.to_string()))
+        })
+        .collect()
+}
