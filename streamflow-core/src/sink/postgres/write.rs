@@ -214,18 +214,18 @@ pub(super) fn write(
         let columns = &statements.columns;
         let rows: Vec<&GenericRow> = batch.rows.iter().map(RowChange::row).collect();
         let mut staged = BinaryCopyInWriter::new(tx.copy_in(&statements.copy_rows)?, &statements.staged_types);
-        let mut values: Vec<Option<i64>> = Vec::with_capacity(columns.len());
-        for change in &batch.rows {
-            let row = change.row();
-            let (start, end) = (SystemTime::from(row.window_start), SystemTime::from(row.window_end));
-            let key = row.key.as_str();
-            let fin = change.is_final();
-            values.clear();
-            values.extend((0..columns.len()).map(|i| stored(columns, i, row)));
-            let mut fields: Vec<&(dyn ToSql + Sync)> = Vec::with_capacity(columns.len() + 4);
-            fields.extend([&start as &(dyn ToSql + Sync), &end, &key]);
-            fields.extend(values.iter().map(|v| v as &(dyn ToSql + Sync)));
-            fields.push(&fin);
+        // The values of every row first, so that one vector of references serves all rows.
+        let times: Vec<[SystemTime; 2]> = rows.iter().map(|r| [r.window_start.into(), r.window_end.into()]).collect();
+        let keys: Vec<&str> = rows.iter().map(|r| r.key.as_str()).collect();
+        let finals: Vec<bool> = batch.rows.iter().map(RowChange::is_final).collect();
+        let values: Vec<Option<i64>> =
+            rows.iter().flat_map(|row| (0..columns.len()).map(move |i| stored(columns, i, row))).collect();
+        let mut fields: Vec<&(dyn ToSql + Sync)> = Vec::with_capacity(columns.len() + 4);
+        for (i, ((time, key), fin)) in times.iter().zip(&keys).zip(&finals).enumerate() {
+            fields.clear();
+            fields.extend([&time[0] as &(dyn ToSql + Sync), &time[1], key]);
+            fields.extend(values[i * columns.len()..(i + 1) * columns.len()].iter().map(|v| v as &(dyn ToSql + Sync)));
+            fields.push(fin);
             staged.write(&fields)?;
         }
         staged.finish()?;
