@@ -12,10 +12,12 @@
 //! * [`client`]: the cluster — brokers, leaders, offsets, topics — and [`PartitionProducer`].
 //! * [`fetch`]: one fetch of one partition, read committed.
 //! * [`records`]: the record batch format, read and written.
+//! * [`lz4`]: LZ4 frames, decoded into the buffer a reader keeps.
 
 pub mod client;
 pub mod connection;
 pub mod fetch;
+pub mod lz4;
 pub mod records;
 pub mod security;
 
