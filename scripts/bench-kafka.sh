@@ -6,4 +6,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-test-deps.sh
 cargo test --release --locked -p streamflow-runner --test kafka_figures -- --ignored --nocapture --test-threads 1 2>&1 \
-    | grep -E "^(produce|kafka|cpu|freshness|meanwhile)|Commit latency" | sed -e 's/^.*INFO //' 
+    | grep -E "^(produce|kafka|cpu|written|freshness|meanwhile)|Commit latency" | sed -e 's/^.*INFO //' 

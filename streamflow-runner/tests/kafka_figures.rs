@@ -93,6 +93,15 @@ fn throughput_kafka_to_postgres() {
         postgres_cpu() - pg_before,
         2.0 * seconds
     );
+    let written = client
+        .query_one(
+            "SELECT (SELECT count(*) FROM stream_metrics_minute), (SELECT n_tup_ins + n_tup_upd FROM pg_stat_user_tables \
+             WHERE relname = 'stream_metrics_minute'), (SELECT pg_total_relation_size('stream_checkpoints'))",
+            &[],
+        )
+        .unwrap();
+    let (rows, writes, checkpoints): (i64, i64, i64) = (written.get(0), written.get(1), written.get(2));
+    println!("written: {rows} window rows ({writes} inserts and updates), stream checkpoints {checkpoints} bytes");
 }
 
 #[test]
