@@ -317,6 +317,42 @@ fn every_answer_says_how_fresh_it_is() {
     assert!(headers["Streamflow-Watermark"].is_object() && headers["Streamflow-Last-Commit"].is_object());
 }
 
+/// Issue 15: the freshness every answer carries is read once per `FRESHNESS_TTL`, not once per
+/// answer (a second query per answer halved what the cached API served). A commit between two
+/// answers inside the interval is not seen by the second; after the interval it is.
+#[test]
+fn the_freshness_is_read_once_per_interval_not_once_per_answer() {
+    use std::time::{Duration, Instant};
+    use streamflow_runner::api::store::FRESHNESS_TTL;
+
+    let f = fixture();
+    let mut client = postgres::Client::connect(&f.url, postgres::NoTls).unwrap();
+    let mut commit = || {
+        client.execute("UPDATE pipeline_checkpoints SET updated_at = updated_at + interval '1 second'", &[]).unwrap()
+    };
+    // A slow machine may take longer than the interval between the two reads: then again.
+    let kept = (0..5).any(|_| {
+        std::thread::sleep(FRESHNESS_TTL);
+        let started = Instant::now();
+        let first = f.runtime.block_on(f.store.freshness());
+        commit();
+        let second = f.runtime.block_on(f.store.freshness());
+        assert!(first.last_commit.is_some(), "the replay committed");
+        started.elapsed() < FRESHNESS_TTL && second == first
+    });
+    assert!(kept, "every answer read the freshness again");
+    std::thread::sleep(FRESHNESS_TTL + Duration::from_millis(20));
+    let before = f.runtime.block_on(f.store.freshness());
+    commit();
+    std::thread::sleep(FRESHNESS_TTL + Duration::from_millis(20));
+    let after = f.runtime.block_on(f.store.freshness());
+    assert_eq!(
+        after.last_commit,
+        before.last_commit.map(|t| t + Duration::from_secs(1)),
+        "a new commit is seen after the interval"
+    );
+}
+
 /// The events of a Server-Sent Events answer, read from a raw connection: (event, data).
 struct Events(std::io::BufReader<std::net::TcpStream>);
 
